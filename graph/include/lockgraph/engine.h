@@ -187,6 +187,9 @@ class Engine {
   void Acquire(ThreadState& thread, const AcquireRequest& request);
   // Releases the innermost hold of `lock`. Releasing a lock not held is a finding.
   void Release(ThreadState& thread, LockId lock, std::uint64_t ip = 0);
+  // Undoes the innermost Acquire of `lock` without any check: the real call failed after the
+  // acquisition was validated (a timed lock that timed out, EDEADLK from an errorcheck mutex).
+  void CancelAcquire(ThreadState& thread, LockId lock);
   // True when `thread` holds `lock` (lg_assert_held).
   bool IsHeld(const ThreadState& thread, LockId lock) const;
 

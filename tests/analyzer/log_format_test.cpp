@@ -1,0 +1,373 @@
+// The lock-log codec: binary and text round trips, corruption, truncation, resynchronisation.
+#include "lockgraph/log_format.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace lockgraph::logfmt {
+namespace {
+
+std::vector<Event> SampleEvents() {
+  std::vector<Event> v;
+  auto add = [&](RecordType t) -> Event& {
+    v.emplace_back();
+    v.back().type = t;
+    return v.back();
+  };
+  static const std::string kFrames[] = {"main (main.c:10)", "worker (w.c:3)"};
+  add(RecordType::kThreadStart).thread = 101, v.back().text = "main";
+  add(RecordType::kClassDef).class_id = 1, v.back().text = "sym:a_lock", v.back().text2 = "a_lock";
+  add(RecordType::kClassDef).class_id = 2, v.back().subclass = 3, v.back().text = "site:b.c:4",
+                          v.back().text2 = "&b->lock";
+  add(RecordType::kContextName).context = SignalContext(10), v.back().text = "SIGUSR1";
+  add(RecordType::kStackDef).stack = 7;
+  v.back().frames = {kFrames[0], kFrames[1]};
+  add(RecordType::kCallSiteDef).ip = 0x55550000a000, v.back().text = "worker (w.c:3)";
+  Event& init = add(RecordType::kLockInit);
+  init.thread = 101, init.lock = 0x7ffd1000, init.class_id = 1, init.ip = 0x55550000a000,
+  init.stack = 7;
+  Event& acq = add(RecordType::kAcquire);
+  acq.thread = 101, acq.lock = 0x7ffd1000, acq.mode = AcquireMode::kShared, acq.trylock = true,
+  acq.subclass = 2, acq.nest_lock = 0x7ffd0f00, acq.ip = 0x55550000a010, acq.stack = 7;
+  add(RecordType::kThreadStart).thread = 102, v.back().text = "worker";
+  add(RecordType::kAcquire).thread = 102, v.back().lock = 0x602000001234;
+  add(RecordType::kEnterContext).thread = 102, v.back().context = SignalContext(10);
+  add(RecordType::kExitContext).thread = 102, v.back().context = SignalContext(10),
+                             v.back().ip = 0x401000;
+  add(RecordType::kDisableContext).thread = 101, v.back().context = kHardirqContext;
+  add(RecordType::kEnableContext).thread = 101, v.back().context = kSoftirqContext;
+  Event& mask = add(RecordType::kSetDisabledMask);
+  mask.thread = 101, mask.mask.Set(0), mask.mask.Set(100);
+  add(RecordType::kCancelAcquire).thread = 102, v.back().lock = 0x602000001234;
+  add(RecordType::kRelease).thread = 101, v.back().lock = 0x7ffd1000, v.back().ip = 0x401010;
+  add(RecordType::kLockSetClass).lock = 0x7ffd1000, v.back().class_id = 2;
+  add(RecordType::kLockDestroy).thread = 101, v.back().lock = 0x7ffd1000, v.back().ip = 5;
+  add(RecordType::kThreadName).thread = 102, v.back().text = "renamed";
+  add(RecordType::kThreadExit).thread = 102, v.back().ip = 0x401020;
+  add(RecordType::kRunEnd);
+  return v;
+}
+
+std::string EncodeFile(const std::vector<Event>& events, bool with_seq, std::size_t capacity,
+                       std::size_t* blocks_out = nullptr) {
+  FileHeader h;
+  h.program = "./app";
+  h.pid = 4242;
+  h.start_unix_ns = 1700000000123456789ull;
+  h.hostname = "box";
+  std::string file;
+  EncodeFileHeader(h, &file);
+  std::vector<std::uint8_t> buf(capacity);
+  BlockEncoder enc(buf.data(), buf.size(), with_seq);
+  std::uint32_t n = 0;
+  for (const Event& e : events) {
+    if (!enc.Put(e)) {
+      auto b = enc.Finish(n++);
+      file.append(reinterpret_cast<const char*>(b.data()), b.size());
+      enc.Reset();
+      EXPECT_TRUE(enc.Put(e));
+    }
+  }
+  if (!enc.empty()) {
+    auto b = enc.Finish(n++);
+    file.append(reinterpret_cast<const char*>(b.data()), b.size());
+  }
+  if (blocks_out) *blocks_out = n;
+  return file;
+}
+
+struct Decoded {
+  FileHeader header;
+  BinaryScanner::HeaderResult header_result{};
+  std::vector<Event> events;
+  std::vector<std::string> frames_storage;
+  std::vector<DecodeError> errors;
+  std::size_t blocks = 0;
+};
+
+Decoded DecodeFile(const std::string& file) {
+  Decoded d;
+  std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(file.data()),
+                                      file.size());
+  BinaryScanner scan(bytes);
+  DecodeError err;
+  d.header_result = scan.ReadHeader(&d.header, &err);
+  if (d.header_result != BinaryScanner::HeaderResult::kOk) d.errors.push_back(err);
+  BlockView block;
+  for (;;) {
+    auto r = scan.NextBlock(&block, &err);
+    if (r == BinaryScanner::Next::kEnd) break;
+    if (r == BinaryScanner::Next::kError) {
+      d.errors.push_back(err);
+      continue;
+    }
+    ++d.blocks;
+    BlockDecoder dec(block);
+    Event e;
+    while (dec.Next(&e, &err)) d.events.push_back(e);
+    if (!err.message.empty()) d.errors.push_back(err);
+  }
+  return d;
+}
+
+TEST(LogFormat, BinaryRoundTripKeepsEveryField) {
+  for (bool with_seq : {false, true}) {
+    auto events = SampleEvents();
+    if (with_seq)
+      for (std::size_t i = 0; i < events.size(); ++i)
+        if (!IsDefinition(events[i].type)) events[i].seq = 1000 + 3 * i;
+    std::string file = EncodeFile(events, with_seq, 64 * 1024);
+    Decoded d = DecodeFile(file);
+    ASSERT_TRUE(d.errors.empty()) << d.errors[0].message;
+    EXPECT_EQ(d.header.program, "./app");
+    EXPECT_EQ(d.header.pid, 4242u);
+    EXPECT_EQ(d.header.start_unix_ns, 1700000000123456789ull);
+    EXPECT_EQ(d.header.hostname, "box");
+    ASSERT_EQ(d.events.size(), events.size());
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      Event want = events[i];
+      if (with_seq && IsDefinition(want.type)) want.seq = d.events[i].seq;  // definitions carry none
+      EXPECT_TRUE(SameEvent(d.events[i], want))
+          << "event " << i << " " << RecordTypeName(events[i].type);
+    }
+  }
+}
+
+TEST(LogFormat, SmallBlocksSplitAndStillDecodeIndependently) {
+  std::vector<Event> events;
+  for (int i = 0; i < 2000; ++i) {
+    Event e;
+    e.type = (i % 2) ? RecordType::kRelease : RecordType::kAcquire;
+    e.thread = 1 + (i / 7) % 3;
+    e.lock = 0x7f0000000000 + 64 * (i % 5);
+    e.ip = 0x400000 + i % 11;
+    events.push_back(e);
+  }
+  std::size_t blocks = 0;
+  std::string file = EncodeFile(events, false, kMinBlockCapacity, &blocks);
+  EXPECT_GT(blocks, 2u);
+  Decoded d = DecodeFile(file);
+  ASSERT_TRUE(d.errors.empty());
+  ASSERT_EQ(d.events.size(), events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) EXPECT_TRUE(SameEvent(d.events[i], events[i]));
+  // A common pattern costs a few bytes per event.
+  EXPECT_LT(file.size(), events.size() * 6);
+}
+
+TEST(LogFormat, CorruptBlockIsSkippedAndBlocksAroundItDecode) {
+  std::vector<Event> events;
+  for (int i = 0; i < 3000; ++i) {
+    Event e;
+    e.type = RecordType::kAcquire;
+    e.thread = 1;
+    e.lock = static_cast<LockId>(i + 1);
+    events.push_back(e);
+  }
+  std::size_t blocks = 0;
+  std::string file = EncodeFile(events, false, kMinBlockCapacity, &blocks);
+  ASSERT_GE(blocks, 3u);
+  Decoded clean = DecodeFile(file);
+  // Find the second block and flip a payload byte.
+  std::size_t second = file.find("LGBK", file.find("LGBK") + 1);
+  ASSERT_NE(second, std::string::npos);
+  file[second + kBlockHeaderSize + 20] ^= 0x5a;
+  Decoded d = DecodeFile(file);
+  ASSERT_EQ(d.errors.size(), 1u);
+  EXPECT_EQ(d.errors[0].offset, second);
+  EXPECT_NE(d.errors[0].message.find("CRC mismatch"), std::string::npos) << d.errors[0].message;
+  EXPECT_NE(d.errors[0].message.find("next valid block"), std::string::npos);
+  EXPECT_EQ(d.blocks, blocks - 1);
+  EXPECT_LT(d.events.size(), clean.events.size());
+  EXPECT_EQ(d.events.front().lock, 1u);
+  EXPECT_EQ(d.events.back().lock, 3000u);
+}
+
+TEST(LogFormat, TruncatedTailStopsCleanly) {
+  std::vector<Event> events(5000);
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    events[i].type = RecordType::kAcquire;
+    events[i].thread = 9;
+    events[i].lock = i + 1;
+  }
+  std::string file = EncodeFile(events, false, kMinBlockCapacity);
+  std::size_t last = file.rfind("LGBK");
+  std::string cut = file.substr(0, last + 30);
+  Decoded d = DecodeFile(cut);
+  ASSERT_EQ(d.errors.size(), 1u);
+  EXPECT_EQ(d.errors[0].offset, last);
+  EXPECT_NE(d.errors[0].message.find("truncated block"), std::string::npos) << d.errors[0].message;
+  EXPECT_FALSE(d.events.empty());
+  // Every length of cut decodes without a crash and with at most a few errors.
+  for (std::size_t n = 0; n < file.size(); n += 37) DecodeFile(file.substr(0, n));
+}
+
+TEST(LogFormat, WrongVersionAndNotALogAreFatal) {
+  std::string file = EncodeFile(SampleEvents(), false, 64 * 1024);
+  std::string v2 = file;
+  v2[8] = 2;
+  Decoded d = DecodeFile(v2);
+  EXPECT_EQ(d.header_result, BinaryScanner::HeaderResult::kFatal);
+  ASSERT_FALSE(d.errors.empty());
+  EXPECT_NE(d.errors[0].message.find("unsupported log format version 2"), std::string::npos);
+  EXPECT_TRUE(d.events.empty());
+  Decoded junk = DecodeFile("hello world, this is not a log\n");
+  EXPECT_EQ(junk.header_result, BinaryScanner::HeaderResult::kFatal);
+  EXPECT_NE(junk.errors[0].message.find("not a lockgraph log"), std::string::npos);
+  auto head = [](const std::string& s) {
+    return std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
+  };
+  EXPECT_EQ(DetectFormat(head(file)), Format::kBinary);
+  EXPECT_EQ(DetectFormat(head("# scenario\nlockgraph-text 1\n")), Format::kText);
+  EXPECT_EQ(DetectFormat(head("ELF")), Format::kUnknown);
+}
+
+TEST(LogFormat, CorruptHeaderStillReadsBlocks) {
+  std::string file = EncodeFile(SampleEvents(), false, 64 * 1024);
+  file[18] ^= 1;  // inside the program name
+  Decoded d = DecodeFile(file);
+  EXPECT_EQ(d.header_result, BinaryScanner::HeaderResult::kCorrupt);
+  EXPECT_EQ(d.events.size(), SampleEvents().size());
+}
+
+TEST(LogFormat, EncoderRefusesWhatDoesNotFit) {
+  std::vector<std::uint8_t> buf(kMinBlockCapacity);
+  BlockEncoder enc(buf.data(), buf.size(), true);
+  Event e;
+  e.type = RecordType::kAcquire;
+  e.thread = 1;
+  std::size_t n = 0;
+  while (enc.Put(e)) ++n, ++e.lock, ++e.seq;
+  EXPECT_GT(n, 500u);
+  EXPECT_LE(enc.size(), buf.size());
+  std::string big(8000, 'x');
+  Event s;
+  s.type = RecordType::kCallSiteDef;
+  s.text = big;
+  enc.Reset();
+  EXPECT_FALSE(enc.Put(s));
+  EXPECT_TRUE(enc.empty());
+}
+
+std::vector<Event> DecodeText(const std::string& text, std::vector<DecodeError>* errors,
+                              std::vector<std::string>* storage) {
+  TextDecoder dec;
+  std::vector<Event> all;
+  std::size_t line_no = 0, start = 0;
+  while (start <= text.size()) {
+    std::size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    std::vector<Event> out;
+    DecodeError err;
+    if (!dec.DecodeLine(std::string_view(text).substr(start, nl - start), ++line_no, &out, &err))
+      errors->push_back(err);
+    for (Event& e : out) {
+      // Keep strings alive past the next line.
+      storage->emplace_back(e.text);
+      e.text = storage->back();
+      storage->emplace_back(e.text2);
+      e.text2 = storage->back();
+      for (auto& f : e.frames) {
+        storage->emplace_back(f);
+        f = storage->back();
+      }
+      all.push_back(e);
+    }
+    start = nl + 1;
+  }
+  return all;
+}
+
+TEST(LogFormat, TextScenarioGivesImplicitClassesAndThreads) {
+  std::vector<DecodeError> errors;
+  std::vector<std::string> storage;
+  storage.reserve(10000);
+  auto ev = DecodeText(
+      "# ABBA, first half\n"
+      "lockgraph-text 1\n"
+      "run program=\"./abba\" pid=77\n"
+      "acquire t1 A at=\"f (a.c:1)\"\n"
+      "acquire t1 B mode=read try\n"
+      "release t1 B\n"
+      "release t1 A   # done\n"
+      "enter t2 SIGUSR1\n",
+      &errors, &storage);
+  ASSERT_TRUE(errors.empty()) << errors[0].message;
+  std::vector<RecordType> types;
+  for (auto& e : ev) types.push_back(e.type);
+  std::vector<RecordType> want = {
+      RecordType::kThreadStart, RecordType::kClassDef,   RecordType::kLockInit,
+      RecordType::kCallSiteDef, RecordType::kAcquire,    RecordType::kClassDef,
+      RecordType::kLockInit,    RecordType::kAcquire,    RecordType::kRelease,
+      RecordType::kRelease,     RecordType::kThreadStart, RecordType::kContextName,
+      RecordType::kEnterContext};
+  ASSERT_EQ(types, want);
+  EXPECT_EQ(ev[0].text, "t1");
+  EXPECT_EQ(ev[1].text, "A");
+  EXPECT_EQ(ev[3].text, "f (a.c:1)");
+  EXPECT_EQ(ev[4].ip, ev[3].ip);
+  EXPECT_EQ(ev[7].mode, AcquireMode::kShared);
+  EXPECT_TRUE(ev[7].trylock);
+  EXPECT_EQ(ev[9].lock, ev[4].lock);
+  EXPECT_EQ(ev[11].text, "SIGUSR1");
+  EXPECT_EQ(ev[12].context, SignalContext(10));
+}
+
+TEST(LogFormat, TextErrorsNameTheLineAndSkipOnlyIt) {
+  std::vector<DecodeError> errors;
+  std::vector<std::string> storage;
+  storage.reserve(1000);
+  auto ev = DecodeText(
+      "lockgraph-text 1\n"
+      "acquire t1 A mode=sideways\n"
+      "acquire t1 A\n"
+      "frobnicate t1\n"
+      "acquire t1 \"unterminated\n",
+      &errors, &storage);
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_EQ(errors[0].line, 2u);
+  EXPECT_NE(errors[0].message.find("unknown mode 'sideways'"), std::string::npos);
+  EXPECT_EQ(errors[1].line, 4u);
+  EXPECT_NE(errors[1].message.find("unknown verb 'frobnicate'"), std::string::npos);
+  EXPECT_EQ(errors[2].line, 5u);
+  // The bad line 2 left nothing behind: line 3 starts t1 and initialises A itself.
+  ASSERT_EQ(ev.size(), 4u);
+  EXPECT_EQ(ev[0].type, RecordType::kThreadStart);
+  EXPECT_EQ(ev[2].type, RecordType::kLockInit);
+  EXPECT_EQ(ev[3].type, RecordType::kAcquire);
+
+  errors.clear();
+  DecodeText("acquire t1 A\n", &errors, &storage);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].message.find("not a lockgraph text log"), std::string::npos);
+}
+
+TEST(LogFormat, CanonicalTextRoundTrips) {
+  std::string text;
+  FileHeader h;
+  h.program = "./prog \"quoted\"";
+  h.pid = 5;
+  EncodeTextHeader(h, &text);
+  auto events = SampleEvents();
+  events[7].seq = 99;
+  for (const Event& e : events) EncodeTextLine(e, &text);
+  std::vector<DecodeError> errors;
+  std::vector<std::string> storage;
+  storage.reserve(10000);
+  auto back = DecodeText(text, &errors, &storage);
+  ASSERT_TRUE(errors.empty()) << errors[0].line << ": " << errors[0].message << "\n" << text;
+  ASSERT_EQ(back.size(), events.size()) << text;
+  for (std::size_t i = 0; i < events.size(); ++i)
+    EXPECT_TRUE(SameEvent(back[i], events[i])) << "event " << i << ":\n" << text;
+}
+
+TEST(LogFormat, StableClassKeyDoesNotDependOnTheProcess) {
+  EXPECT_EQ(StableClassKey(""), 0xcbf29ce484222325ull);
+  EXPECT_EQ(StableClassKey("a"), 0xaf63dc4c8601ec8cull);
+  EXPECT_NE(StableClassKey("sym:a"), StableClassKey("sym:b"));
+}
+
+}  // namespace
+}  // namespace lockgraph::logfmt

@@ -12,6 +12,7 @@
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 struct account {
   pthread_mutex_t lock;
@@ -25,6 +26,7 @@ static struct account bob = {PTHREAD_MUTEX_INITIALIZER, 2, 100};
 struct transfer {
   struct account *from, *to;
   long amount;
+  long rounds;
 };
 
 static void transfer(struct account *from, struct account *to, long amount) {
@@ -44,13 +46,15 @@ static void transfer(struct account *from, struct account *to, long amount) {
 
 static void *teller(void *arg) {
   struct transfer *t = arg;
-  transfer(t->from, t->to, t->amount);
+  for (long i = 0; i < t->rounds; i++) transfer(t->from, t->to, t->amount);
   return NULL;
 }
 
-int main(void) {
-  struct transfer pay_bob = {&alice, &bob, 30};
-  struct transfer pay_alice = {&bob, &alice, 10};
+int main(int argc, char **argv) {
+  /* An optional round count makes this a lock-heavy workload for measuring overhead. */
+  long rounds = argc > 1 ? atol(argv[1]) : 1;
+  struct transfer pay_bob = {&alice, &bob, 30, rounds};
+  struct transfer pay_alice = {&bob, &alice, 10, rounds};
   pthread_t t;
 
   pthread_create(&t, NULL, teller, &pay_bob);

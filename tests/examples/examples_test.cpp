@@ -1,10 +1,13 @@
 // Runs every example and its fixed twin as a user would, and checks what the user sees: the
 // report headline, the locks and lines it names, the exit code, and that the twin is silent.
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -12,9 +15,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 extern char** environ;
 
@@ -38,7 +38,8 @@ std::string ReadFile(const std::string& path) {
 
 // Runs argv with stdout and stderr captured in temporary files; `env` entries ("NAME=value") are
 // added to the environment.
-RunResult Run(const std::vector<std::string>& argv, const std::vector<std::string>& env = {}) {
+RunResult RunProgram(const std::vector<std::string>& argv,
+                     const std::vector<std::string>& env = {}) {
   RunResult result;
   std::string dir = ::testing::TempDir();
   std::string out_path = dir + "lg_example_out_XXXXXX";
@@ -107,14 +108,14 @@ constexpr int kFoundExit = 66;
 #ifdef LG_HAVE_KERNEL_EXAMPLES
 // Kernel examples link liblockgraph and run directly.
 RunResult RunKernelExample(const std::string& name) {
-  return Run({Example(name)}, {"LOCKGRAPH_OPTIONS=exitcode=66"});
+  return RunProgram({Example(name)}, {"LOCKGRAPH_OPTIONS=exitcode=66"});
 }
 #endif
 
 #ifdef LG_HAVE_CLI
 // Userspace examples are plain pthread programs run under `lockgraph run`.
 RunResult RunUnderLockgraph(const std::string& name) {
-  return Run({LG_CLI, "run", "--exitcode", "66", "--", Example(name)});
+  return RunProgram({LG_CLI, "run", "--exitcode", "66", "--", Example(name)});
 }
 #endif
 
@@ -182,7 +183,7 @@ TEST(KernelExamples, SlubFlushHotplugReportsTheFiveLockCycle) {
   EXPECT_THAT(r.err, HasSubstr("slab_memory_callback")) << Shown(r);  // memory_chain -> slab_mutex
   EXPECT_THAT(r.err, HasSubstr("zone_pcp_disable")) << Shown(r);      // cpu_hotplug -> pcp
   EXPECT_THAT(r.err, HasSubstr("online_pages")) << Shown(r);
-  EXPECT_THAT(r.err, HasSubstr("kmem_cache_shrink")) << Shown(r);     // slab_mutex -> flush_lock
+  EXPECT_THAT(r.err, HasSubstr("kmem_cache_shrink")) << Shown(r);  // slab_mutex -> flush_lock
   EXPECT_THAT(r.err, HasSubstr("*** DEADLOCK ***")) << Shown(r);
 }
 
@@ -220,12 +221,13 @@ TEST(KernelExamples, ZswapMemcgOfflineAddingToTheParentIsSilent) {
 // The README's first command: the flagship under `lockgraph run` (the shim is loaded twice over:
 // preloaded and linked) reports exactly what the direct run reports.
 TEST(KernelExamples, FlagshipUnderLockgraphRunGivesTheSameReport) {
-  RunResult r = Run({LG_CLI, "run", "--exitcode", "66", "--", Example("list_lru_reparent")});
+  RunResult r = RunProgram({LG_CLI, "run", "--exitcode", "66", "--", Example("list_lru_reparent")});
   ExpectOneReport(r, "HARDIRQ-safe -> HARDIRQ-unsafe lock order detected");
   EXPECT_THAT(r.err, HasSubstr("(i_pages)")) << Shown(r);
   EXPECT_THAT(r.err, HasSubstr("(shadow_nodes.xa)")) << Shown(r);
   EXPECT_THAT(r.err, HasSubstr("<Interrupt>")) << Shown(r);
-  ExpectSilentTwin(Run({LG_CLI, "run", "--exitcode", "66", "--", Example("list_lru_reparent_fixed")}));
+  ExpectSilentTwin(
+      RunProgram({LG_CLI, "run", "--exitcode", "66", "--", Example("list_lru_reparent_fixed")}));
 }
 #endif
 
@@ -297,6 +299,64 @@ TEST(UserspaceExamples, DiningPhilosophersReportsTheInstanceCycle) {
 TEST(UserspaceExamples, DiningPhilosophersLowerForkFirstIsSilent) {
   ExpectSilentTwin(RunUnderLockgraph("dining_philosophers_fixed"));
 }
+
+// Hand-written text logs of the examples (tests/examples/scenarios/) replayed by `lockgraph
+// analyze` give the live run's headline: the same engine sees the same events.
+struct ScenarioCase {
+  const char* file;
+  const char* headline;  // nullptr: silent
+  const char* detail;
+};
+
+class ScenarioTest : public ::testing::TestWithParam<ScenarioCase> {};
+
+TEST_P(ScenarioTest, AnalyzeGivesTheLiveHeadline) {
+  const ScenarioCase& c = GetParam();
+  std::string path = std::string(LG_EXAMPLES_SOURCE_DIR) + "/scenarios/" + c.file;
+  RunResult r = RunProgram({LG_CLI, "analyze", path});
+  std::string all = r.out + r.err;
+  EXPECT_THAT(all, Not(HasSubstr(std::string(c.file) + ":"))) << "a line was rejected\n"
+                                                              << Shown(r);
+  if (c.headline == nullptr) {
+    EXPECT_THAT(all, Not(HasSubstr("WARNING"))) << Shown(r);
+    EXPECT_EQ(r.exit_code, 0) << Shown(r);
+    return;
+  }
+  EXPECT_THAT(all, HasSubstr(std::string("WARNING: ") + c.headline)) << Shown(r);
+  EXPECT_EQ(CountOf(all, "WARNING:"), 1) << Shown(r);
+  EXPECT_THAT(all, HasSubstr(c.detail)) << Shown(r);
+  EXPECT_NE(r.exit_code, 0) << Shown(r);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Examples, ScenarioTest,
+    ::testing::Values(ScenarioCase{"list_lru_reparent.txt",
+                                   "HARDIRQ-safe -> HARDIRQ-unsafe lock order detected",
+                                   "<Interrupt>"},
+                      ScenarioCase{"list_lru_reparent_fixed.txt", nullptr, nullptr},
+                      ScenarioCase{"slub_flush_hotplug.txt",
+                                   "possible circular locking dependency detected",
+                                   "#4 (slab_mutex)"},
+                      ScenarioCase{"thp_deferred_split.txt", "inconsistent lock state",
+                                   "{IN-HARDIRQ-W} -> {HARDIRQ-ON-W}"},
+                      ScenarioCase{"bank_transfer.txt",
+                                   "possible circular locking dependency detected", "(alice)"},
+                      ScenarioCase{"signal_logger.txt", "inconsistent lock state",
+                                   "{SIGUSR1-ON-W} -> {IN-SIGUSR1-W}"},
+                      ScenarioCase{"rwlock_readers_fixed.txt", nullptr, nullptr}),
+    [](const ::testing::TestParamInfo<ScenarioCase>& info) {
+      std::string name;
+      bool upper = true;
+      for (const char* p = info.param.file; *p != '\0' && *p != '.'; ++p) {
+        if (*p == '_') {
+          upper = true;
+          continue;
+        }
+        name += upper ? static_cast<char>(std::toupper(static_cast<unsigned char>(*p))) : *p;
+        upper = false;
+      }
+      return name;
+    });
 
 #endif  // LG_HAVE_CLI
 

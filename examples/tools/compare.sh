@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Measures lockgraph, ThreadSanitizer and Helgrind on the same example programs; the figures in
+# docs/comparison.md come from this script. Usage: examples/tools/compare.sh [BUILD_DIR]
+#
+# For each userspace example and its fixed twin: how many reports each tool prints and the wall
+# time of one run. Then the overhead workload: bank_transfer_fixed with many rounds.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+build=${1:-build}
+cli=$build/analyzer/lockgraph
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+examples="bank_transfer signal_logger pool_condvar rwlock_readers dining_philosophers"
+rounds=${LG_COMPARE_ROUNDS:-200000}
+
+# Builds the TSan and plain (for Helgrind) variants with the same flags the examples use.
+for e in $examples; do
+  for v in "" _fixed; do
+    def=""
+    [ -n "$v" ] && def=-DLG_EXAMPLE_FIXED
+    gcc -g -O2 -fno-omit-frame-pointer $def "examples/userspace/$e.c" -o "$work/plain_$e$v" -pthread
+    gcc -g -O2 -fno-omit-frame-pointer -fsanitize=thread $def "examples/userspace/$e.c" \
+      -o "$work/tsan_$e$v" -pthread
+  done
+done
+
+# seconds COMMAND...: wall time of one run, stderr kept in $work/last.err
+seconds() {
+  local start end
+  start=$(date +%s.%N)
+  "$@" >/dev/null 2>"$work/last.err"
+  end=$(date +%s.%N)
+  echo "$start $end" | awk '{printf "%.2f", $2 - $1}'
+}
+
+echo "| program | lockgraph reports | time | TSan reports | time | Helgrind reports | time |"
+echo "|---|---|---|---|---|---|---|"
+for e in $examples; do
+  for v in "" _fixed; do
+    p=$e$v
+    t1=$(seconds "$cli" run -- "$build/examples/$p")
+    n1=$(grep -c '^WARNING: ' "$work/last.err")
+    t2=$(seconds "$work/tsan_$p")
+    n2=$(grep -c 'WARNING: ThreadSanitizer' "$work/last.err")
+    t3=$(seconds valgrind --tool=helgrind "$work/plain_$p")
+    n3=$(grep -oE 'ERROR SUMMARY: [0-9]+' "$work/last.err" | awk '{print $3}')
+    echo "| $p | $n1 | ${t1}s | $n2 | ${t2}s | $n3 | ${t3}s |"
+  done
+done
+
+echo
+echo "Overhead workload: bank_transfer_fixed $rounds (2 threads x $rounds transfers, 4 lock ops each)"
+echo
+echo "| run | time |"
+echo "|---|---|"
+echo "| native | $(seconds "$build/examples/bank_transfer_fixed" "$rounds")s |"
+echo "| lockgraph run | $(seconds "$cli" run -- "$build/examples/bank_transfer_fixed" "$rounds")s |"
+echo "| TSan | $(seconds "$work/tsan_bank_transfer_fixed" "$rounds")s |"
+echo "| Helgrind | $(seconds valgrind --tool=helgrind "$work/plain_bank_transfer_fixed" "$rounds")s |"

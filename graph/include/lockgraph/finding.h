@@ -78,6 +78,7 @@ struct Finding {
   std::string thread_name;
   RunId run = 0;
   std::string context;       // "HARDIRQ", "SOFTIRQ", "SIGUSR1", ... where relevant
+  std::string thread_state;  // lockdep's "[HC0[0]:SC0[0]:HE1:SE1]" at the time of the event
 
   // What was being done: the lock being acquired/released/destroyed and its call site.
   ReportedLock target;
@@ -85,8 +86,9 @@ struct Finding {
   bool has_target = false;
   std::vector<ReportedLock> held;           // locks the thread held (innermost last)
 
-  // Circular dependency: the existing chain target -> ... -> held lock, in lockdep's
-  // reverse order (#0 is the newest dependency, which closes the cycle).
+  // Circular dependency: the cycle in lockdep's printed order. chain.front() is "#N" (the held
+  // lock, with the dependency that leads into it), chain.back() is "#0": the new dependency
+  // held lock -> target that closes the cycle. Each entry's `to` is the class printed.
   std::vector<ReportedDependency> chain;
 
   // IRQ findings: the safe/unsafe classes, the usage bits involved and the paths to them.

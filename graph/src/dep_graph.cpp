@@ -1,0 +1,333 @@
+// DepGraph: the Boost.Graph class graph and the strong-path view its BFS searches run on.
+#include "dep_graph.h"
+
+#include <boost/graph/breadth_first_search.hpp>
+#include <boost/graph/graph_traits.hpp>
+#include <boost/graph/strong_components.hpp>
+#include <boost/iterator/iterator_facade.hpp>
+#include <boost/pending/queue.hpp>
+#include <boost/property_map/property_map.hpp>
+
+#include <algorithm>
+#include <string>
+
+namespace lockgraph::graph_internal {
+
+namespace {
+
+constexpr std::uint8_t kDepStarR = kDepER | kDepSR;  // acquirer is a recursive reader
+constexpr std::uint8_t kDepStarN = kDepEN | kDepSN;  // acquirer is non-recursive
+constexpr std::uint8_t kDepEStar = kDepEN | kDepER;  // holder held it exclusively
+constexpr std::uint8_t kDepSStar = kDepSN | kDepSR;  // holder held it shared
+
+// The implicit graph of search states; models Boost's IncidenceGraph.
+struct StrongPathView {
+  const ClassGraph* graph;
+  const std::vector<Dependency>* deps;
+  Direction dir;
+};
+
+struct StateEdge {
+  State source = 0;
+  State target = 0;
+  std::uint32_t dep = 0;
+  bool operator==(const StateEdge&) const = default;
+};
+
+// Applies one dependency to a state: the types the walk may use and the state reached.
+// Returns false when the strong-path rule forbids the step.
+bool Step(Direction dir, bool flag, std::uint8_t types, bool* next_flag) {
+  if (dir == Direction::kForward) {
+    if (flag) types &= kDepEStar;  // after -(*R)->, only -(E*)-> keeps the path strong
+    if (!types) return false;
+    *next_flag = !(types & kDepStarN);
+  } else {
+    if (flag) types &= kDepStarN;  // before -(S*)->, only -(*N)-> keeps the path strong
+    if (!types) return false;
+    *next_flag = !(types & kDepEStar);
+  }
+  return true;
+}
+
+class StateEdgeIterator
+    : public boost::iterator_facade<StateEdgeIterator, StateEdge, boost::forward_traversal_tag,
+                                    StateEdge> {
+ public:
+  using OutIter = boost::graph_traits<ClassGraph>::out_edge_iterator;
+  using InIter = boost::graph_traits<ClassGraph>::in_edge_iterator;
+
+  StateEdgeIterator() = default;
+  StateEdgeIterator(const StrongPathView* view, State source, bool at_end)
+      : view_(view), source_(source) {
+    const ClassId cls = StateClass(source);
+    if (view->dir == Direction::kForward) {
+      auto [b, e] = boost::out_edges(cls, *view->graph);
+      out_ = at_end ? e : b;
+      out_end_ = e;
+    } else {
+      auto [b, e] = boost::in_edges(cls, *view->graph);
+      in_ = at_end ? e : b;
+      in_end_ = e;
+    }
+    SkipForbidden();
+  }
+
+ private:
+  friend class boost::iterator_core_access;
+
+  bool AtEnd() const {
+    return view_->dir == Direction::kForward ? out_ == out_end_ : in_ == in_end_;
+  }
+  std::uint32_t CurrentDep() const {
+    return view_->dir == Direction::kForward ? (*view_->graph)[*out_].index
+                                             : (*view_->graph)[*in_].index;
+  }
+  void Advance() {
+    if (view_->dir == Direction::kForward) {
+      ++out_;
+    } else {
+      ++in_;
+    }
+  }
+  void SkipForbidden() {
+    while (!AtEnd()) {
+      bool next_flag = false;
+      if (Step(view_->dir, StateFlag(source_), (*view_->deps)[CurrentDep()].types, &next_flag)) {
+        return;
+      }
+      Advance();
+    }
+  }
+  void increment() {
+    Advance();
+    SkipForbidden();
+  }
+  bool equal(const StateEdgeIterator& other) const {
+    return view_->dir == Direction::kForward ? out_ == other.out_ : in_ == other.in_;
+  }
+  StateEdge dereference() const {
+    const std::uint32_t dep_index = CurrentDep();
+    const Dependency& dep = (*view_->deps)[dep_index];
+    bool next_flag = false;
+    Step(view_->dir, StateFlag(source_), dep.types, &next_flag);
+    const ClassId other = view_->dir == Direction::kForward ? dep.to : dep.from;
+    return StateEdge{source_, MakeState(other, next_flag), dep_index};
+  }
+
+  const StrongPathView* view_ = nullptr;
+  State source_ = 0;
+  OutIter out_, out_end_;
+  InIter in_, in_end_;
+};
+
+}  // namespace
+}  // namespace lockgraph::graph_internal
+
+namespace boost {
+template <>
+struct graph_traits<lockgraph::graph_internal::StrongPathView> {
+  using vertex_descriptor = lockgraph::graph_internal::State;
+  using edge_descriptor = lockgraph::graph_internal::StateEdge;
+  using out_edge_iterator = lockgraph::graph_internal::StateEdgeIterator;
+  using directed_category = directed_tag;
+  using edge_parallel_category = allow_parallel_edge_tag;
+  using traversal_category = incidence_graph_tag;
+  using degree_size_type = std::size_t;
+  using vertices_size_type = std::size_t;
+  using edges_size_type = std::size_t;
+  static vertex_descriptor null_vertex() { return 0xffffffffu; }
+};
+}  // namespace boost
+
+namespace lockgraph::graph_internal {
+namespace {
+
+std::pair<StateEdgeIterator, StateEdgeIterator> out_edges(State s, const StrongPathView& g) {
+  return {StateEdgeIterator(&g, s, false), StateEdgeIterator(&g, s, true)};
+}
+State source(const StateEdge& e, const StrongPathView&) { return e.source; }
+State target(const StateEdge& e, const StrongPathView&) { return e.target; }
+std::size_t out_degree(State s, const StrongPathView& g) {
+  auto [b, e] = out_edges(s, g);
+  return static_cast<std::size_t>(std::distance(b, e));
+}
+
+// Colour map whose entries are reset in O(1) per search by a generation stamp.
+struct StampedColorMap {
+  std::vector<std::uint32_t>* stamp;
+  std::vector<std::uint8_t>* color;
+  std::uint32_t generation;
+};
+
+}  // namespace
+}  // namespace lockgraph::graph_internal
+
+namespace boost {
+template <>
+struct property_traits<lockgraph::graph_internal::StampedColorMap> {
+  using key_type = lockgraph::graph_internal::State;
+  using value_type = default_color_type;
+  using reference = default_color_type;
+  using category = read_write_property_map_tag;
+};
+}  // namespace boost
+
+namespace lockgraph::graph_internal {
+namespace {
+
+boost::default_color_type get(const StampedColorMap& m, State s) {
+  if ((*m.stamp)[s] != m.generation) return boost::white_color;
+  return static_cast<boost::default_color_type>((*m.color)[s]);
+}
+void put(const StampedColorMap& m, State s, boost::default_color_type c) {
+  (*m.stamp)[s] = m.generation;
+  (*m.color)[s] = static_cast<std::uint8_t>(c);
+}
+
+struct SearchStop {
+  State found;
+};
+
+// Records each state's BFS predecessor; stops the search on the first matching state.
+class MatchVisitor : public boost::default_bfs_visitor {
+ public:
+  MatchVisitor(const std::function<bool(State)>* match, const std::function<void(State)>* visit,
+               std::vector<PathStep>* pred)
+      : match_(match), visit_(visit), pred_(pred) {}
+
+  void tree_edge(const StateEdge& e, const StrongPathView&) const {
+    (*pred_)[e.target] = PathStep{e.dep, e.source};
+  }
+  void examine_vertex(State s, const StrongPathView&) const {
+    if (visit_) (*visit_)(s);
+    if (match_ && (*match_)(s)) throw SearchStop{s};
+  }
+
+ private:
+  const std::function<bool(State)>* match_;
+  const std::function<void(State)>* visit_;
+  std::vector<PathStep>* pred_;
+};
+
+}  // namespace
+
+void DepGraph::EnsureClass(ClassId cls) {
+  while (boost::num_vertices(graph_) <= cls) boost::add_vertex(graph_);
+}
+
+const Dependency* DepGraph::Find(ClassId from, ClassId to) const {
+  auto it = index_.find(EdgeKey(from, to));
+  return it == index_.end() ? nullptr : &deps_[it->second];
+}
+
+std::uint32_t DepGraph::Add(const Dependency& dep) {
+  auto [it, inserted] = index_.try_emplace(EdgeKey(dep.from, dep.to),
+                                           static_cast<std::uint32_t>(deps_.size()));
+  if (!inserted) {
+    deps_[it->second].types |= dep.types;
+    return it->second;
+  }
+  EnsureClass(std::max(dep.from, dep.to));
+  deps_.push_back(dep);
+  boost::add_edge(dep.from, dep.to, DepRef{it->second}, graph_);
+  return it->second;
+}
+
+std::optional<std::vector<PathStep>> DepGraph::Search(
+    Direction dir, State root, const std::function<bool(State)>& match) const {
+  const std::size_t states = 2 * class_count();
+  if (StateClass(root) >= class_count()) {
+    // A class without dependencies: only the root itself can match.
+    if (match(root)) return std::vector<PathStep>{};
+    return std::nullopt;
+  }
+  if (stamp_.size() < states) {
+    stamp_.resize(states, 0);
+    color_.resize(states, 0);
+    pred_.resize(states);
+  }
+  if (++generation_ == 0) {  // wrapped: clear the stamps once every 4 billion searches
+    std::fill(stamp_.begin(), stamp_.end(), 0);
+    generation_ = 1;
+  }
+  StrongPathView view{&graph_, &deps_, dir};
+  StampedColorMap colors{&stamp_, &color_, generation_};
+  boost::queue<State> queue;
+  MatchVisitor visitor(&match, nullptr, &pred_);
+  try {
+    boost::breadth_first_visit(view, root, queue, visitor, colors);
+  } catch (const SearchStop& stop) {
+    std::vector<PathStep> path;
+    for (State s = stop.found; s != root;) {
+      const PathStep step = pred_[s];
+      path.push_back(PathStep{step.dep, s});
+      s = step.state;
+    }
+    std::reverse(path.begin(), path.end());
+    return path;
+  }
+  return std::nullopt;
+}
+
+void DepGraph::VisitAll(Direction dir, State root, const std::function<void(State)>& visit) const {
+  if (StateClass(root) >= class_count()) {
+    visit(root);
+    return;
+  }
+  const std::size_t states = 2 * class_count();
+  if (stamp_.size() < states) {
+    stamp_.resize(states, 0);
+    color_.resize(states, 0);
+    pred_.resize(states);
+  }
+  if (++generation_ == 0) {
+    std::fill(stamp_.begin(), stamp_.end(), 0);
+    generation_ = 1;
+  }
+  StrongPathView view{&graph_, &deps_, dir};
+  StampedColorMap colors{&stamp_, &color_, generation_};
+  boost::queue<State> queue;
+  MatchVisitor visitor(nullptr, &visit, &pred_);
+  boost::breadth_first_visit(view, root, queue, visitor, colors);
+}
+
+std::vector<std::vector<ClassId>> DepGraph::Cycles() const {
+  const std::size_t n = boost::num_vertices(graph_);
+  std::vector<std::size_t> component(n);
+  const std::size_t count = n ? boost::strong_components(
+                                    graph_, boost::make_iterator_property_map(
+                                                component.begin(),
+                                                boost::get(boost::vertex_index, graph_)))
+                              : 0;
+  std::vector<std::vector<ClassId>> groups(count);
+  for (std::size_t v = 0; v < n; ++v) groups[component[v]].push_back(static_cast<ClassId>(v));
+  std::vector<std::vector<ClassId>> cycles;
+  for (auto& g : groups) {
+    if (g.size() > 1) cycles.push_back(std::move(g));
+  }
+  std::sort(cycles.begin(), cycles.end());
+  return cycles;
+}
+
+std::string DepGraph::CheckInvariants() const {
+  if (boost::num_edges(graph_) != deps_.size()) return "edge count differs from dependency count";
+  if (index_.size() != deps_.size()) return "edge index size differs from dependency count";
+  for (std::uint32_t i = 0; i < deps_.size(); ++i) {
+    const Dependency& d = deps_[i];
+    auto it = index_.find(EdgeKey(d.from, d.to));
+    if (it == index_.end() || it->second != i) return "dependency missing from the edge index";
+    if (d.types == 0 || (d.types & ~0xfu)) return "dependency with invalid type bits";
+    if (d.from == d.to) return "self dependency";
+    auto [e, found] = boost::edge(d.from, d.to, graph_);
+    if (!found || graph_[e].index != i) return "dependency missing from the Boost graph";
+  }
+  return {};
+}
+
+std::size_t DepGraph::ApproximateBytes() const {
+  // Two adjacency entries per edge (bidirectional), the dependency record, the hash entry.
+  return deps_.size() * (2 * 16 + sizeof(Dependency) + 32) + class_count() * 64 +
+         stamp_.capacity() * 4 + color_.capacity() + pred_.capacity() * sizeof(PathStep);
+}
+
+}  // namespace lockgraph::graph_internal

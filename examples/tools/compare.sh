@@ -14,15 +14,21 @@ trap 'rm -rf "$work"' EXIT
 examples="bank_transfer signal_logger pool_condvar rwlock_readers dining_philosophers"
 rounds=${LG_COMPARE_ROUNDS:-200000}
 
-# Builds the TSan and plain (for Helgrind) variants with the same flags the examples use.
+lifecycle="double_unlock destroy_locked use_after_destroy exit_with_lock"
+
+# build SOURCE NAME [FLAGS...]: plain (native, lockgraph, Helgrind) and TSan variants.
+build() {
+  local src=$1 name=$2
+  shift 2
+  gcc -g -O2 -fno-omit-frame-pointer "$@" "$src" -o "$work/plain_$name" -pthread
+  gcc -g -O2 -fno-omit-frame-pointer -fsanitize=thread "$@" "$src" -o "$work/tsan_$name" -pthread
+}
 for e in $examples; do
-  for v in "" _fixed; do
-    def=""
-    [ -n "$v" ] && def=-DLG_EXAMPLE_FIXED
-    gcc -g -O2 -fno-omit-frame-pointer $def "examples/userspace/$e.c" -o "$work/plain_$e$v" -pthread
-    gcc -g -O2 -fno-omit-frame-pointer -fsanitize=thread $def "examples/userspace/$e.c" \
-      -o "$work/tsan_$e$v" -pthread
-  done
+  build "examples/userspace/$e.c" "$e"
+  build "examples/userspace/$e.c" "${e}_fixed" -DLG_EXAMPLE_FIXED
+done
+for e in $lifecycle; do
+  build "examples/tools/lifecycle/$e.c" "$e"
 done
 
 # seconds COMMAND...: wall time of one run, stderr kept in $work/last.err
@@ -36,10 +42,11 @@ seconds() {
 
 echo "| program | lockgraph reports | time | TSan reports | time | Helgrind reports | time |"
 echo "|---|---|---|---|---|---|---|"
-for e in $examples; do
+for e in $examples $lifecycle; do
   for v in "" _fixed; do
     p=$e$v
-    t1=$(seconds "$cli" run -- "$build/examples/$p")
+    [ -x "$work/plain_$p" ] || continue
+    t1=$(seconds "$cli" run -- "$work/plain_$p")
     n1=$(grep -c '^WARNING: ' "$work/last.err")
     t2=$(seconds "$work/tsan_$p")
     n2=$(grep -c 'WARNING: ThreadSanitizer' "$work/last.err")

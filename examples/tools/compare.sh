@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 examples="bank_transfer signal_logger pool_condvar rwlock_readers dining_philosophers"
 rounds=${LG_COMPARE_ROUNDS:-200000}
 
-lifecycle="double_unlock destroy_locked use_after_destroy exit_with_lock"
+lifecycle="double_unlock destroy_locked reinit_held use_after_destroy exit_with_lock"
 
 # build SOURCE NAME [FLAGS...]: plain (native, lockgraph, Helgrind) and TSan variants.
 build() {

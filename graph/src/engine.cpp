@@ -240,7 +240,12 @@ struct Engine::Impl {
 
   // Classes.
   mutable std::mutex registry_mu;
-  std::unordered_map<std::uint64_t, ClassId> class_index;  // MixKey(key, subclass) -> id
+  struct ClassKeyHash {
+    std::size_t operator()(const std::pair<std::uint64_t, std::uint8_t>& k) const {
+      return static_cast<std::size_t>(MixKey(k.first, k.second + 1));
+    }
+  };
+  std::unordered_map<std::pair<std::uint64_t, std::uint8_t>, ClassId, ClassKeyHash> class_index;
   std::unique_ptr<std::atomic<ClassRec*>[]> chunks;
   std::atomic<std::uint32_t> class_count{0};
   std::array<std::string, kMaxContexts> context_names;
@@ -301,7 +306,7 @@ void Engine::Impl::TurnOff(std::string why) {
 ClassId Engine::Impl::Register(std::uint64_t key, std::string_view name, std::uint8_t subclass) {
   if (subclass >= kMaxSubclasses) subclass = kMaxSubclasses - 1;
   std::lock_guard<std::mutex> g(registry_mu);
-  const std::uint64_t index_key = MixKey(key, subclass + 1);
+  const std::pair<std::uint64_t, std::uint8_t> index_key{key, subclass};
   auto it = class_index.find(index_key);
   if (it != class_index.end()) return it->second;
   const std::uint32_t id = class_count.load(std::memory_order_relaxed);

@@ -1,0 +1,1008 @@
+// The pthread, signal and fork interposers. Every one has the same shape: pre-hook (inside a
+// HookScope), the real call (outside it, so a blocked thread never holds the guard), post-hook
+// with the result; the real result and errno reach the caller unchanged.
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+
+#include "runtime.h"
+
+// glibc's internal aliases: used while the real functions are still being resolved (dlsym may
+// allocate, and an allocator may lock a mutex before RTLD_NEXT lookups have finished).
+extern "C" {
+int __pthread_mutex_init(pthread_mutex_t*, const pthread_mutexattr_t*);
+int __pthread_mutex_lock(pthread_mutex_t*);
+int __pthread_mutex_trylock(pthread_mutex_t*);
+int __pthread_mutex_unlock(pthread_mutex_t*);
+int __pthread_mutex_destroy(pthread_mutex_t*);
+int __pthread_rwlock_init(pthread_rwlock_t*, const pthread_rwlockattr_t*);
+int __pthread_rwlock_rdlock(pthread_rwlock_t*);
+int __pthread_rwlock_wrlock(pthread_rwlock_t*);
+int __pthread_rwlock_tryrdlock(pthread_rwlock_t*);
+int __pthread_rwlock_trywrlock(pthread_rwlock_t*);
+int __pthread_rwlock_unlock(pthread_rwlock_t*);
+int __pthread_rwlock_destroy(pthread_rwlock_t*);
+int __sigaction(int, const struct sigaction*, struct sigaction*);
+pid_t __libc_fork(void);
+}
+
+namespace lockgraph::runtime_internal {
+namespace {
+
+// --- The table of real functions ------------------------------------------------------------
+
+#define LG_REAL_FUNCTIONS(X)                                                                   \
+  X(pthread_mutex_init, int, (pthread_mutex_t*, const pthread_mutexattr_t*), nullptr,          \
+    __pthread_mutex_init)                                                                      \
+  X(pthread_mutex_destroy, int, (pthread_mutex_t*), nullptr, __pthread_mutex_destroy)          \
+  X(pthread_mutex_lock, int, (pthread_mutex_t*), nullptr, __pthread_mutex_lock)                \
+  X(pthread_mutex_trylock, int, (pthread_mutex_t*), nullptr, __pthread_mutex_trylock)          \
+  X(pthread_mutex_timedlock, int, (pthread_mutex_t*, const timespec*), nullptr, nullptr)       \
+  X(pthread_mutex_clocklock, int, (pthread_mutex_t*, clockid_t, const timespec*), nullptr,     \
+    nullptr)                                                                                   \
+  X(pthread_mutex_unlock, int, (pthread_mutex_t*), nullptr, __pthread_mutex_unlock)            \
+  X(pthread_rwlock_init, int, (pthread_rwlock_t*, const pthread_rwlockattr_t*), nullptr,       \
+    __pthread_rwlock_init)                                                                     \
+  X(pthread_rwlock_destroy, int, (pthread_rwlock_t*), nullptr, __pthread_rwlock_destroy)       \
+  X(pthread_rwlock_rdlock, int, (pthread_rwlock_t*), nullptr, __pthread_rwlock_rdlock)         \
+  X(pthread_rwlock_tryrdlock, int, (pthread_rwlock_t*), nullptr, __pthread_rwlock_tryrdlock)   \
+  X(pthread_rwlock_timedrdlock, int, (pthread_rwlock_t*, const timespec*), nullptr, nullptr)   \
+  X(pthread_rwlock_clockrdlock, int, (pthread_rwlock_t*, clockid_t, const timespec*), nullptr, \
+    nullptr)                                                                                   \
+  X(pthread_rwlock_wrlock, int, (pthread_rwlock_t*), nullptr, __pthread_rwlock_wrlock)         \
+  X(pthread_rwlock_trywrlock, int, (pthread_rwlock_t*), nullptr, __pthread_rwlock_trywrlock)   \
+  X(pthread_rwlock_timedwrlock, int, (pthread_rwlock_t*, const timespec*), nullptr, nullptr)   \
+  X(pthread_rwlock_clockwrlock, int, (pthread_rwlock_t*, clockid_t, const timespec*), nullptr, \
+    nullptr)                                                                                   \
+  X(pthread_rwlock_unlock, int, (pthread_rwlock_t*), nullptr, __pthread_rwlock_unlock)         \
+  X(pthread_spin_init, int, (pthread_spinlock_t*, int), nullptr, nullptr)                      \
+  X(pthread_spin_destroy, int, (pthread_spinlock_t*), nullptr, nullptr)                        \
+  X(pthread_spin_lock, int, (pthread_spinlock_t*), nullptr, nullptr)                           \
+  X(pthread_spin_trylock, int, (pthread_spinlock_t*), nullptr, nullptr)                        \
+  X(pthread_spin_unlock, int, (pthread_spinlock_t*), nullptr, nullptr)                         \
+  X(pthread_cond_wait, int, (pthread_cond_t*, pthread_mutex_t*), "GLIBC_2.3.2", nullptr)       \
+  X(pthread_cond_timedwait, int, (pthread_cond_t*, pthread_mutex_t*, const timespec*),         \
+    "GLIBC_2.3.2", nullptr)                                                                    \
+  X(pthread_cond_clockwait, int,                                                               \
+    (pthread_cond_t*, pthread_mutex_t*, clockid_t, const timespec*), nullptr, nullptr)         \
+  X(pthread_sigmask, int, (int, const sigset_t*, sigset_t*), nullptr, nullptr)                 \
+  X(sigprocmask, int, (int, const sigset_t*, sigset_t*), nullptr, nullptr)                     \
+  X(sigaction, int, (int, const struct sigaction*, struct sigaction*), nullptr, __sigaction)   \
+  X(fork, pid_t, (void), nullptr, __libc_fork)
+
+struct RealFunctions {
+#define LG_DECLARE_REAL(name, ret, args, version, fallback) ret(*name) args;
+  LG_REAL_FUNCTIONS(LG_DECLARE_REAL)
+#undef LG_DECLARE_REAL
+};
+
+RealFunctions g_real;
+std::atomic<int> g_resolve_state{0};  // 0 not yet, 1 in progress, 2 done
+
+void ResolveRealFunctions() {
+  int expected = 0;
+  if (!g_resolve_state.compare_exchange_strong(expected, 1)) return;
+  RealFunctions r{};
+#define LG_RESOLVE_REAL(name, ret, args, version, fallback)                            \
+  {                                                                                    \
+    void* p = nullptr;                                                                 \
+    const char* v = version;                                                           \
+    if (v != nullptr) p = dlvsym(RTLD_NEXT, #name, v);                                 \
+    if (p == nullptr) p = dlsym(RTLD_NEXT, #name);                                     \
+    if (p == nullptr) p = reinterpret_cast<void*>(static_cast<ret(*) args>(fallback)); \
+    r.name = reinterpret_cast<ret(*) args>(p);                                         \
+  }
+  LG_REAL_FUNCTIONS(LG_RESOLVE_REAL)
+#undef LG_RESOLVE_REAL
+  g_real = r;
+  g_resolve_state.store(2, std::memory_order_release);
+}
+
+// The real function, or glibc's alias while resolution is in progress on this path.
+#define REAL(name) (g_real.name != nullptr ? g_real.name : RealSlow##name())
+#define LG_SLOW_REAL(name, ret, args, version, fallback)                          \
+  [[gnu::noinline]] ret(*RealSlow##name())args {                                  \
+    if (g_resolve_state.load(std::memory_order_acquire) == 0) ResolveRealFunctions(); \
+    if (g_real.name != nullptr) return g_real.name;                              \
+    return static_cast<ret(*) args>(fallback);                                    \
+  }
+LG_REAL_FUNCTIONS(LG_SLOW_REAL)
+#undef LG_SLOW_REAL
+
+__attribute__((constructor(101))) void InitShim() {
+  ResolveRealFunctions();
+  HookScope scope;
+  if (scope.active()) GetRuntime();
+}
+
+// --- Helpers --------------------------------------------------------------------------------
+
+class ErrnoSaver {
+ public:
+  ErrnoSaver() : saved_(errno) {}
+  ~ErrnoSaver() { errno = saved_; }
+
+ private:
+  int saved_;
+};
+
+#define LG_CALLER_IP() reinterpret_cast<std::uint64_t>(__builtin_return_address(0))
+
+void InternalError(const char* where) {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    TurnOff(std::string("internal error in ") + where + ": " + e.what());
+  } catch (...) {
+    TurnOff(std::string("internal error in ") + where);
+  }
+}
+
+// Instance stamps: a word of the lock object that glibc leaves unused for process-private,
+// non-robust locks holds address ^ salt once lockgraph knows the instance. A lock whose stamp
+// does not match was never seen, or its memory was re-initialised (a new std::mutex at a reused
+// heap address): it starts as a new instance and inherits nothing.
+constexpr std::uintptr_t kStampSalt = 0x6c6f636b67726170ull;  // "lockgrap"
+
+std::uintptr_t StampOf(const void* lock) {
+  return reinterpret_cast<std::uintptr_t>(lock) ^ kStampSalt;
+}
+
+// pthread_spinlock_t is a volatile int: lockgraph only uses its address.
+void* SpinPtr(pthread_spinlock_t* s) { return (void*)s; }  // NOLINT: drops volatile
+
+constexpr int kMutexKindMask = 3;        // PTHREAD_MUTEX_KIND_MASK_NP
+constexpr int kMutexRobustBit = 16;      // PTHREAD_MUTEX_ROBUST_NORMAL_NP
+constexpr int kMutexPsharedBit = 128;    // PTHREAD_MUTEX_PSHARED_BIT
+
+int MutexKind(const pthread_mutex_t* m) {
+  return __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED);
+}
+bool MutexStampable(const pthread_mutex_t* m) {
+  const int kind = MutexKind(m);
+  return kind >= 0 && (kind & (kMutexRobustBit | kMutexPsharedBit)) == 0;
+}
+void** MutexStampSlot(pthread_mutex_t* m) {
+  return reinterpret_cast<void**>(&m->__data.__list.__next);
+}
+std::uintptr_t* RwlockStampSlot(pthread_rwlock_t* l) {
+  return reinterpret_cast<std::uintptr_t*>(&l->__data.__pad2);
+}
+bool RwlockStampable(const pthread_rwlock_t* l) { return l->__data.__shared == 0; }
+
+bool StampMatches(void* lock, LockKind kind) {
+  switch (kind) {
+    case LockKind::kMutex: {
+      auto* m = static_cast<pthread_mutex_t*>(lock);
+      if (!MutexStampable(m)) return false;
+      return reinterpret_cast<std::uintptr_t>(
+                 __atomic_load_n(MutexStampSlot(m), __ATOMIC_RELAXED)) == StampOf(lock);
+    }
+    case LockKind::kRwlock: {
+      auto* l = static_cast<pthread_rwlock_t*>(lock);
+      if (!RwlockStampable(l)) return false;
+      return __atomic_load_n(RwlockStampSlot(l), __ATOMIC_RELAXED) == StampOf(lock);
+    }
+    default:
+      return false;
+  }
+}
+
+bool Stampable(void* lock, LockKind kind) {
+  if (kind == LockKind::kMutex) return MutexStampable(static_cast<pthread_mutex_t*>(lock));
+  if (kind == LockKind::kRwlock) return RwlockStampable(static_cast<pthread_rwlock_t*>(lock));
+  return false;
+}
+
+void WriteStamp(void* lock, LockKind kind) {
+  if (kind == LockKind::kMutex) {
+    __atomic_store_n(MutexStampSlot(static_cast<pthread_mutex_t*>(lock)),
+                     reinterpret_cast<void*>(StampOf(lock)), __ATOMIC_RELAXED);
+  } else if (kind == LockKind::kRwlock) {
+    __atomic_store_n(RwlockStampSlot(static_cast<pthread_rwlock_t*>(lock)), StampOf(lock),
+                     __ATOMIC_RELAXED);
+  }
+}
+
+// First sight is serialised per address stripe so two threads do not both start an instance.
+constexpr int kFirstSightStripes = 64;
+std::atomic<bool> g_first_sight[kFirstSightStripes];
+
+class StripeLock {
+ public:
+  explicit StripeLock(const void* lock)
+      : flag_(g_first_sight[(reinterpret_cast<std::uintptr_t>(lock) >> 4) %
+                            kFirstSightStripes]) {
+    while (flag_.exchange(true, std::memory_order_acquire)) sched_yield();
+  }
+  ~StripeLock() { flag_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool>& flag_;
+};
+
+// Makes sure the engine knows `lock` as a live instance before an event on it.
+void EnsureKnown(Runtime* rt, ThreadState* ts, void* lock, LockKind kind, std::uint64_t ip) {
+  const bool stampable = Stampable(lock, kind);
+  if (stampable ? StampMatches(lock, kind)
+                : rt->engine.KnowsLock(reinterpret_cast<LockId>(lock))) {
+    return;
+  }
+  StripeLock stripe(lock);
+  if (stampable ? StampMatches(lock, kind)
+                : rt->engine.KnowsLock(reinterpret_cast<LockId>(lock))) {
+    return;
+  }
+  const ClassId cls = FirstSeenClass(rt, lock, kind, ip);
+  if (cls == kNoClass) return;
+  rt->engine.InitLock(*ts, reinterpret_cast<LockId>(lock), cls, ip);
+  rt->recorder.LockInit(*ts, reinterpret_cast<LockId>(lock), cls, ip);
+  if (stampable) WriteStamp(lock, kind);
+}
+
+// Whether the lock is known (for destroy: never report on locks lockgraph never saw).
+bool IsKnown(Runtime* rt, void* lock, LockKind kind) {
+  if (Stampable(lock, kind)) return StampMatches(lock, kind);
+  return rt->engine.KnowsLock(reinterpret_cast<LockId>(lock));
+}
+
+struct Pre {
+  bool tracked = false;  // the engine saw an Acquire that must be cancelled on failure
+};
+
+// The runtime and this thread's state when a hook may run, else nulls.
+struct Ctx {
+  Runtime* rt = nullptr;
+  ThreadState* ts = nullptr;
+  explicit operator bool() const { return ts != nullptr; }
+};
+
+Ctx Enter() {
+  Ctx c;
+  c.rt = GetRuntime();
+  if (c.rt == nullptr) return c;
+  c.ts = CurrentThread(c.rt);
+  return c;
+}
+
+void EngineAcquire(Ctx& c, void* lock, AcquireMode mode, bool trylock, std::uint64_t ip) {
+  LazyStack stack(c.rt);
+  AcquireRequest req;
+  req.lock = reinterpret_cast<LockId>(lock);
+  req.mode = mode;
+  req.trylock = trylock;
+  req.ip = ip;
+  req.stack_source = &stack;
+  c.rt->engine.Acquire(*c.ts, req);
+  if (c.rt->recorder.enabled()) c.rt->recorder.Acquire(*c.ts, req, stack.captured());
+}
+
+void EngineRelease(Ctx& c, void* lock, std::uint64_t ip) {
+  c.rt->engine.Release(*c.ts, reinterpret_cast<LockId>(lock), ip);
+  if (c.rt->recorder.enabled()) {
+    c.rt->recorder.Release(*c.ts, reinterpret_cast<LockId>(lock), ip);
+  }
+}
+
+void EngineCancel(Ctx& c, void* lock) {
+  c.rt->engine.CancelAcquire(*c.ts, reinterpret_cast<LockId>(lock));
+  if (c.rt->recorder.enabled()) c.rt->recorder.Cancel(*c.ts, reinterpret_cast<LockId>(lock));
+}
+
+// --- Mutex hooks ----------------------------------------------------------------------------
+
+bool MutexRelockByOwner(pthread_mutex_t* m) {
+  return (MutexKind(m) & kMutexKindMask) == PTHREAD_MUTEX_RECURSIVE_NP &&
+         __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED) == CurrentTid();
+}
+
+Pre BeforeMutexBlocking(pthread_mutex_t* m, std::uint64_t ip) {
+  ErrnoSaver errno_saver;
+  HookScope scope;
+  Pre pre;
+  if (!scope.active()) return pre;
+  try {
+    Ctx c = Enter();
+    if (!c) return pre;
+    if (MutexRelockByOwner(m)) return pre;  // recursion of a recursive mutex: not an event
+    EnsureKnown(c.rt, c.ts, m, LockKind::kMutex, ip);
+    EngineAcquire(c, m, AcquireMode::kExclusive, false, ip);
+    pre.tracked = true;
+  } catch (...) {
+    InternalError("mutex lock");
+  }
+  return pre;
+}
+
+void AfterMutexBlocking(pthread_mutex_t* m, const Pre& pre, int rc) {
+  // EOWNERDEAD (robust) and ENOTRECOVERABLE: the first holds the lock, the second does not.
+  if (!pre.tracked || rc == 0 || rc == EOWNERDEAD) return;
+  ErrnoSaver errno_saver;
+  HookScope scope;
+  if (!scope.active()) return;
+  try {
+    Ctx c = Enter();
+    if (c) EngineCancel(c, m);
+  } catch (...) {
+    InternalError("mutex lock");
+  }
+}
+
+void AfterMutexTry(pthread_mutex_t* m, int rc, std::uint64_t ip) {
+  if (rc != 0 && rc != EOWNERDEAD) return;
+  ErrnoSaver errno_saver;
+  HookScope scope;
+  if (!scope.active()) return;
+  try {
+    Ctx c = Enter();
+    if (!c) return;
+    if ((MutexKind(m) & kMutexKindMask) == PTHREAD_MUTEX_RECURSIVE_NP &&
+        __atomic_load_n(&m->__data.__count, __ATOMIC_RELAXED) > 1) {
+      return;  // a recursive re-lock by the owner
+    }
+    EnsureKnown(c.rt, c.ts, m, LockKind::kMutex, ip);
+    EngineAcquire(c, m, AcquireMode::kExclusive, true, ip);
+  } catch (...) {
+    InternalError("mutex trylock");
+  }
+}
+
+// Releases `lock` in the engine when this thread holds it there, or when the real lock says the
+// caller is not its owner (unlock by a non-owner, or of an unlocked lock: reported).
+void ReleaseIfOwned(Ctx& c, void* lock, LockKind kind, bool caller_is_owner, std::uint64_t ip) {
+  const auto id = reinterpret_cast<LockId>(lock);
+  if (c.ts->Holds(id)) {
+    EngineRelease(c, lock, ip);
+    return;
+  }
+  // Held by this thread in reality but not in the engine: an acquisition lockgraph did not see
+  // (taken inside lockgraph's own code, or before it started). Nothing to report.
+  if (caller_is_owner) return;
+  EnsureKnown(c.rt, c.ts, lock, kind, ip);
+  EngineRelease(c, lock, ip);
+}
+
+void BeforeMutexUnlock(pthread_mutex_t* m, std::uint64_t ip) {
+  ErrnoSaver errno_saver;
+  HookScope scope;
+  if (!scope.active()) return;
+  try {
+    Ctx c = Enter();
+    if (!c) return;
+    const bool owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED) == CurrentTid();
+    if (owner && (MutexKind(m) & kMutexKindMask) == PTHREAD_MUTEX_RECURSIVE_NP &&
+        __atomic_load_n(&m->__data.__count, __ATOMIC_RELAXED) > 1) {
+      return;  // inner level of a recursive mutex
+    }
+    ReleaseIfOwned(c, m, LockKind::kMutex, owner, ip);
+  } catch (...) {
+    InternalError("mutex unlock");
+  }
+}
+
+// Init hooks: the class of the call site, a new instance, the stamp.
+void AfterInit(void* lock, LockKind kind, int rc, std::uint64_t ip) {
+  if (rc != 0) return;
+  ErrnoSaver errno_saver;
+  HookScope scope;
+  if (!scope.active()) return;
+  try {
+    Ctx c = Enter();
+    if (!c) return;
+    const ClassId cls = InitSiteClass(c.rt, lock, kind, ip);
+    if (cls == kNoClass) return;
+    c.rt->engine.InitLock(*c.ts, reinterpret_cast<LockId>(lock), cls, ip);
+    c.rt->recorder.LockInit(*c.ts, reinterpret_cast<LockId>(lock), cls, ip);
+    if (Stampable(lock, kind)) WriteStamp(lock, kind);
+  } catch (...) {
+    InternalError("lock init");
+  }
+}
+
+void BeforeDestroy(void* lock, LockKind kind, std::uint64_t ip) {
+  ErrnoSaver errno_saver;
+  HookScope scope;
+  if (!scope.active()) return;
+  try {
+    Ctx c = Enter();
+    if (!c) return;
+    if (!IsKnown(c.rt, lock, kind)) return;  // never seen: nothing to end
+    LazyStack stack(c.rt);
+    c.rt->engine.DestroyLock(*c.ts, reinterpret_cast<LockId>(lock), ip, &stack);
+    c.rt->recorder.LockDestroy(*c.ts, reinterpret_cast<LockId>(lock), ip);
+  } catch (...) {
+    InternalError("lock destroy");
+  }
+}
+
+// --- Rwlock hooks ---------------------------------------------------------------------------
+
+AcquireMode ReadMode(const pthread_rwlock_t* l) {
+  // glibc's default (reader-preferring) rwlock lets a reader in while a writer waits: a
+  // recursive read. The writer-preferring non-recursive kind blocks it: a plain read.
+  return l->__data.__flags == PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP
+             ? AcquireMode::kShared
+             : AcquireMode::kSharedRecursive;
+}
+
+Pre BeforeRwlockBlocking(pthread_rwlock_t* l, bool write, std::uint64_t ip) {
+  ErrnoSaver errno_saver;
+  HookScope scope;
+  Pre pre;
+  if (!scope.active()) return pre;
+  try {
+    Ctx c = Enter();
+    if (!c) return pre;
+    EnsureKnown(c.rt, c.ts, l, LockKind::kRwlock, ip);
+    EngineAcquire(c, l, write ? AcquireMode::kExclusive : ReadMode(l), false, ip);
+    pre.tracked = true;
+  } catch (...) {
+    InternalError("rwlock lock");
+  }
+  return pre;
+}
+
+void AfterRwlockBlocking(pthread_rwlock_t* l, const Pre& pre, int rc) {
+  if (!pre.tracked || rc == 0) return;
+  ErrnoSaver errno_saver;
+  HookScope scope;
+  if (!scope.active()) return;
+  try {
+    Ctx c = Enter();
+    if (c) EngineCancel(c, l);
+  } catch (...) {
+    InternalError("rwlock lock");
+  }
+}
+
+void AfterRwlockTry(pthread_rwlock_t* l, bool write, int rc, std::uint64_t ip) {
+  if (rc != 0) return;
+  ErrnoSaver errno_saver;
+  HookScope scope;
+  if (!scope.active()) return;
+  try {
+    Ctx c = Enter();
+    if (!c) return;
+    EnsureKnown(c.rt, c.ts, l, LockKind::kRwlock, ip);
+    EngineAcquire(c, l, write ? AcquireMode::kExclusive : ReadMode(l), true, ip);
+  } catch (...) {
+    InternalError("rwlock trylock");
+  }
+}
+
+void BeforeRwlockUnlock(pthread_rwlock_t* l, std::uint64_t ip) {
+  ErrnoSaver errno_saver;
+  HookScope scope;
+  if (!scope.active()) return;
+  try {
+    Ctx c = Enter();
+    if (!c) return;
+    const bool writer = __atomic_load_n(&l->__data.__cur_writer, __ATOMIC_RELAXED) == CurrentTid();
+    // Readers are not recorded by glibc: a read-held rwlock not in the engine is assumed to be
+    // an unseen acquisition when it has readers.
+    const bool has_readers = (__atomic_load_n(&l->__data.__readers, __ATOMIC_RELAXED) >> 3) != 0;
+    ReleaseIfOwned(c, l, LockKind::kRwlock, writer || has_readers, ip);
+  } catch (...) {
+    InternalError("rwlock unlock");
+  }
+}
+
+// --- Spinlock hooks -------------------------------------------------------------------------
+
+Pre BeforeSpinBlocking(pthread_spinlock_t* s, std::uint64_t ip) {
+  ErrnoSaver errno_saver;
+  HookScope scope;
+  Pre pre;
+  if (!scope.active()) return pre;
+  try {
+    Ctx c = Enter();
+    if (!c) return pre;
+    EnsureKnown(c.rt, c.ts, SpinPtr(s), LockKind::kSpinlock, ip);
+    EngineAcquire(c, SpinPtr(s), AcquireMode::kExclusive, false, ip);
+    pre.tracked = true;
+  } catch (...) {
+    InternalError("spin lock");
+  }
+  return pre;
+}
+
+// --- Condition variables --------------------------------------------------------------------
+
+// A wait releases its mutex and re-acquires it before returning (also on timeout).
+bool BeforeCondWait(pthread_mutex_t* m, std::uint64_t ip) {
+  ErrnoSaver errno_saver;
+  HookScope scope;
+  if (!scope.active()) return false;
+  try {
+    Ctx c = Enter();
+    if (!c || !c.ts->Holds(reinterpret_cast<LockId>(m))) return false;
+    EngineRelease(c, m, ip);
+    return true;
+  } catch (...) {
+    InternalError("condition wait");
+  }
+  return false;
+}
+
+void AfterCondWait(pthread_mutex_t* m, bool released, std::uint64_t ip) {
+  if (!released) return;
+  ErrnoSaver errno_saver;
+  HookScope scope;
+  if (!scope.active()) return;
+  try {
+    Ctx c = Enter();
+    if (c) EngineAcquire(c, m, AcquireMode::kExclusive, false, ip);
+  } catch (...) {
+    InternalError("condition wait");
+  }
+}
+
+// --- Signals --------------------------------------------------------------------------------
+
+constexpr int kMaxSignal = 64;  // signals 1..64 map to contexts 2..65
+
+struct HandlerSlot {
+  std::atomic<void*> handler{nullptr};  // user handler (sa_handler or sa_sigaction)
+  std::atomic<int> flags{0};            // user sa_flags
+};
+HandlerSlot g_handlers[kMaxSignal + 1];
+std::atomic<std::uint64_t> g_handled{0};
+std::atomic<unsigned> g_handled_gen{1};
+
+std::uint64_t SigsetBits(const sigset_t& set) {
+  std::uint64_t bits = 0;
+  for (int s = 1; s <= kMaxSignal && s < NSIG; ++s) {
+    if (sigismember(&set, s) == 1) bits |= std::uint64_t{1} << (s - 1);
+  }
+  return bits;
+}
+
+void NameSignalContext(Runtime* rt, int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  std::string name = abbrev ? std::string("SIG") + abbrev : "SIG" + std::to_string(sig);
+  rt->engine.SetContextName(SignalContext(sig), name);
+  rt->recorder.ContextNamed(SignalContext(sig), name);
+}
+
+void SignalTrampoline(int sig, siginfo_t* info, void* uctx) {
+  const int saved_errno = errno;
+  void* handler = g_handlers[sig].handler.load(std::memory_order_acquire);
+  const int flags = g_handlers[sig].flags.load(std::memory_order_acquire);
+  bool tracked = false;
+  std::uint64_t saved_blocked = 0;
+  Ctx c;
+  {
+    HookScope scope;
+    if (scope.active()) {
+      try {
+        c = Enter();
+        if (c && tls.record != nullptr) {
+          sigset_t cur;
+          sigemptyset(&cur);
+          REAL(pthread_sigmask)(SIG_BLOCK, nullptr, &cur);
+          saved_blocked = tls.record->blocked;
+          ++tls.signal_depth;
+          c.rt->engine.EnterContext(*c.ts, SignalContext(sig));
+          if (c.rt->recorder.enabled()) c.rt->recorder.EnterContext(*c.ts, SignalContext(sig));
+          tls.record->blocked = SigsetBits(cur);
+          ApplySignalState(c.rt, tls.record);
+          tracked = true;
+        }
+      } catch (...) {
+        InternalError("signal entry");
+      }
+    }
+  }
+  errno = saved_errno;
+  if (handler != nullptr && handler != reinterpret_cast<void*>(SIG_DFL) &&
+      handler != reinterpret_cast<void*>(SIG_IGN)) {
+    if (flags & SA_SIGINFO) {
+      reinterpret_cast<void (*)(int, siginfo_t*, void*)>(handler)(sig, info, uctx);
+    } else {
+      reinterpret_cast<void (*)(int)>(handler)(sig);
+    }
+  }
+  const int handler_errno = errno;
+  if (tracked) {
+    HookScope scope;
+    if (scope.active()) {
+      try {
+        c = Enter();
+        if (c && tls.record != nullptr) {
+          c.rt->engine.ExitContext(*c.ts, SignalContext(sig), 0);
+          if (c.rt->recorder.enabled()) c.rt->recorder.ExitContext(*c.ts, SignalContext(sig));
+          tls.record->blocked = saved_blocked;
+          ApplySignalState(c.rt, tls.record);
+        }
+      } catch (...) {
+        InternalError("signal exit");
+      }
+      --tls.signal_depth;
+    } else {
+      --tls.signal_depth;
+    }
+  }
+  (void)handler_errno;
+  errno = saved_errno;
+}
+
+bool IsUserHandler(void* h) {
+  return h != reinterpret_cast<void*>(SIG_DFL) && h != reinterpret_cast<void*>(SIG_IGN) &&
+         h != nullptr;
+}
+
+int SigactionHook(int sig, const struct sigaction* act, struct sigaction* old) {
+  if (sig < 1 || sig > kMaxSignal || sig == SIGKILL || sig == SIGSTOP) {
+    return REAL(sigaction)(sig, act, old);
+  }
+  const void* prev_handler = g_handlers[sig].handler.load(std::memory_order_acquire);
+  const int prev_flags = g_handlers[sig].flags.load(std::memory_order_acquire);
+  struct sigaction mine;
+  const struct sigaction* pass = act;
+  void* new_handler = nullptr;
+  if (act != nullptr) {
+    new_handler = (act->sa_flags & SA_SIGINFO) ? reinterpret_cast<void*>(act->sa_sigaction)
+                                               : reinterpret_cast<void*>(act->sa_handler);
+    if (IsUserHandler(new_handler)) {
+      mine = *act;
+      mine.sa_sigaction = &SignalTrampoline;
+      mine.sa_flags |= SA_SIGINFO;
+      pass = &mine;
+      // Publish the user's handler before the kernel can deliver to the trampoline.
+      g_handlers[sig].flags.store(act->sa_flags, std::memory_order_release);
+      g_handlers[sig].handler.store(new_handler, std::memory_order_release);
+    }
+  }
+  const int rc = REAL(sigaction)(sig, pass, old);
+  const int saved_errno = errno;
+  if (rc != 0) {
+    g_handlers[sig].handler.store(const_cast<void*>(prev_handler), std::memory_order_release);
+    g_handlers[sig].flags.store(prev_flags, std::memory_order_release);
+    errno = saved_errno;
+    return rc;
+  }
+  if (old != nullptr && (old->sa_flags & SA_SIGINFO) &&
+      old->sa_sigaction == &SignalTrampoline) {
+    // Show the program its own handler, never lockgraph's trampoline.
+    old->sa_flags = prev_flags;
+    if (prev_flags & SA_SIGINFO) {
+      old->sa_sigaction = reinterpret_cast<void (*)(int, siginfo_t*, void*)>(
+          const_cast<void*>(prev_handler));
+    } else {
+      old->sa_handler = reinterpret_cast<void (*)(int)>(const_cast<void*>(prev_handler));
+    }
+  }
+  if (act != nullptr) {
+    const std::uint64_t bit = std::uint64_t{1} << (sig - 1);
+    if (IsUserHandler(new_handler)) {
+      g_handled.fetch_or(bit, std::memory_order_acq_rel);
+    } else {
+      g_handlers[sig].handler.store(new_handler, std::memory_order_release);
+      g_handled.fetch_and(~bit, std::memory_order_acq_rel);
+    }
+    g_handled_gen.fetch_add(1, std::memory_order_acq_rel);
+    HookScope scope;
+    if (scope.active()) {
+      try {
+        if (Runtime* rt = GetRuntime(); rt && IsUserHandler(new_handler)) {
+          NameSignalContext(rt, sig);
+        }
+      } catch (...) {
+        InternalError("sigaction");
+      }
+    }
+  }
+  errno = saved_errno;
+  return rc;
+}
+
+std::uint64_t ApplyHow(int how, std::uint64_t old_bits, std::uint64_t set_bits) {
+  switch (how) {
+    case SIG_BLOCK: return old_bits | set_bits;
+    case SIG_UNBLOCK: return old_bits & ~set_bits;
+    default: return set_bits;  // SIG_SETMASK
+  }
+}
+
+void AfterMaskChange(int how, const sigset_t* set, const sigset_t* old) {
+  if (set == nullptr || tls.record == nullptr) return;
+  ErrnoSaver errno_saver;
+  HookScope scope;
+  if (!scope.active()) return;
+  try {
+    Runtime* rt = GetRuntime();
+    if (rt == nullptr || tls.record == nullptr) return;
+    std::uint64_t bits = ApplyHow(how, SigsetBits(*old), SigsetBits(*set));
+    bits &= ~((std::uint64_t{1} << (SIGKILL - 1)) | (std::uint64_t{1} << (SIGSTOP - 1)));
+    tls.record->blocked = bits;
+    ApplySignalState(rt, tls.record);
+  } catch (...) {
+    InternalError("signal mask");
+  }
+}
+
+}  // namespace
+
+std::uint64_t HandledSignals() { return g_handled.load(std::memory_order_acquire); }
+unsigned HandledSignalsGeneration() { return g_handled_gen.load(std::memory_order_acquire); }
+
+ContextId SignalContext(int sig) {
+  return static_cast<ContextId>(kFirstNumberedContext + sig - 1);
+}
+
+void ApplySignalState(Runtime* rt, ThreadRecord* record) {
+  tls.handled_gen = HandledSignalsGeneration();
+  ThreadState& ts = *record->state;
+  // Signals without a handler cannot run lock code: they count as disabled.
+  const std::uint64_t disabled = record->blocked | ~HandledSignals();
+  ContextMask mask;
+  const ContextMask current = ts.disabled_contexts();
+  if (current.Test(kHardirqContext)) mask.Set(kHardirqContext);
+  if (current.Test(kSoftirqContext)) mask.Set(kSoftirqContext);
+  for (int s = 1; s <= kMaxSignal; ++s) {
+    if ((disabled >> (s - 1)) & 1u) mask.Set(SignalContext(s));
+  }
+  if (mask == current) return;
+  rt->engine.SetDisabledContexts(ts, mask);
+  if (rt->recorder.enabled()) rt->recorder.SetDisabledMask(ts, mask);
+}
+
+}  // namespace lockgraph::runtime_internal
+
+// --- The interposed symbols -----------------------------------------------------------------
+
+using namespace lockgraph;                    // NOLINT: the C ABI surface below
+using namespace lockgraph::runtime_internal;  // NOLINT
+
+LG_EXPORT int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexattr_t* attr) {
+  const auto ip = LG_CALLER_IP();
+  const int rc = REAL(pthread_mutex_init)(m, attr);
+  AfterInit(m, LockKind::kMutex, rc, ip);
+  return rc;
+}
+
+LG_EXPORT int pthread_mutex_destroy(pthread_mutex_t* m) {
+  BeforeDestroy(m, LockKind::kMutex, LG_CALLER_IP());
+  return REAL(pthread_mutex_destroy)(m);
+}
+
+LG_EXPORT int pthread_mutex_lock(pthread_mutex_t* m) {
+  const Pre pre = BeforeMutexBlocking(m, LG_CALLER_IP());
+  const int rc = REAL(pthread_mutex_lock)(m);
+  AfterMutexBlocking(m, pre, rc);
+  return rc;
+}
+
+LG_EXPORT int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* abstime) {
+  const Pre pre = BeforeMutexBlocking(m, LG_CALLER_IP());
+  const int rc = REAL(pthread_mutex_timedlock)(m, abstime);
+  AfterMutexBlocking(m, pre, rc);
+  return rc;
+}
+
+LG_EXPORT int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock,
+                                      const timespec* abstime) {
+  const Pre pre = BeforeMutexBlocking(m, LG_CALLER_IP());
+  const int rc = REAL(pthread_mutex_clocklock)(m, clock, abstime);
+  AfterMutexBlocking(m, pre, rc);
+  return rc;
+}
+
+LG_EXPORT int pthread_mutex_trylock(pthread_mutex_t* m) {
+  const auto ip = LG_CALLER_IP();
+  const int rc = REAL(pthread_mutex_trylock)(m);
+  AfterMutexTry(m, rc, ip);
+  return rc;
+}
+
+LG_EXPORT int pthread_mutex_unlock(pthread_mutex_t* m) {
+  BeforeMutexUnlock(m, LG_CALLER_IP());
+  return REAL(pthread_mutex_unlock)(m);
+}
+
+LG_EXPORT int pthread_rwlock_init(pthread_rwlock_t* l, const pthread_rwlockattr_t* attr) {
+  const auto ip = LG_CALLER_IP();
+  const int rc = REAL(pthread_rwlock_init)(l, attr);
+  AfterInit(l, LockKind::kRwlock, rc, ip);
+  return rc;
+}
+
+LG_EXPORT int pthread_rwlock_destroy(pthread_rwlock_t* l) {
+  BeforeDestroy(l, LockKind::kRwlock, LG_CALLER_IP());
+  return REAL(pthread_rwlock_destroy)(l);
+}
+
+#define LG_RWLOCK_BLOCKING(name, write, params, args)    \
+  LG_EXPORT int name params {                            \
+    const Pre pre = BeforeRwlockBlocking(l, write, LG_CALLER_IP()); \
+    const int rc = REAL(name) args;                      \
+    AfterRwlockBlocking(l, pre, rc);                     \
+    return rc;                                           \
+  }
+LG_RWLOCK_BLOCKING(pthread_rwlock_rdlock, false, (pthread_rwlock_t* l), (l))
+LG_RWLOCK_BLOCKING(pthread_rwlock_wrlock, true, (pthread_rwlock_t* l), (l))
+LG_RWLOCK_BLOCKING(pthread_rwlock_timedrdlock, false,
+                   (pthread_rwlock_t* l, const timespec* t), (l, t))
+LG_RWLOCK_BLOCKING(pthread_rwlock_timedwrlock, true,
+                   (pthread_rwlock_t* l, const timespec* t), (l, t))
+LG_RWLOCK_BLOCKING(pthread_rwlock_clockrdlock, false,
+                   (pthread_rwlock_t* l, clockid_t c, const timespec* t), (l, c, t))
+LG_RWLOCK_BLOCKING(pthread_rwlock_clockwrlock, true,
+                   (pthread_rwlock_t* l, clockid_t c, const timespec* t), (l, c, t))
+#undef LG_RWLOCK_BLOCKING
+
+LG_EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t* l) {
+  const auto ip = LG_CALLER_IP();
+  const int rc = REAL(pthread_rwlock_tryrdlock)(l);
+  AfterRwlockTry(l, false, rc, ip);
+  return rc;
+}
+
+LG_EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t* l) {
+  const auto ip = LG_CALLER_IP();
+  const int rc = REAL(pthread_rwlock_trywrlock)(l);
+  AfterRwlockTry(l, true, rc, ip);
+  return rc;
+}
+
+LG_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t* l) {
+  BeforeRwlockUnlock(l, LG_CALLER_IP());
+  return REAL(pthread_rwlock_unlock)(l);
+}
+
+LG_EXPORT int pthread_spin_init(pthread_spinlock_t* s, int pshared) {
+  const auto ip = LG_CALLER_IP();
+  const int rc = REAL(pthread_spin_init)(s, pshared);
+  AfterInit(SpinPtr(s), LockKind::kSpinlock, rc, ip);
+  return rc;
+}
+
+LG_EXPORT int pthread_spin_destroy(pthread_spinlock_t* s) {
+  BeforeDestroy(SpinPtr(s), LockKind::kSpinlock, LG_CALLER_IP());
+  return REAL(pthread_spin_destroy)(s);
+}
+
+LG_EXPORT int pthread_spin_lock(pthread_spinlock_t* s) {
+  const Pre pre = BeforeSpinBlocking(s, LG_CALLER_IP());
+  const int rc = REAL(pthread_spin_lock)(s);
+  if (pre.tracked && rc != 0) {
+    ErrnoSaver errno_saver;
+    HookScope scope;
+    if (scope.active()) {
+      Ctx c = Enter();
+      if (c) EngineCancel(c, SpinPtr(s));
+    }
+  }
+  return rc;
+}
+
+LG_EXPORT int pthread_spin_trylock(pthread_spinlock_t* s) {
+  const auto ip = LG_CALLER_IP();
+  const int rc = REAL(pthread_spin_trylock)(s);
+  if (rc == 0) {
+    ErrnoSaver errno_saver;
+    HookScope scope;
+    if (scope.active()) {
+      try {
+        Ctx c = Enter();
+        if (c) {
+          auto* lock = SpinPtr(s);
+          EnsureKnown(c.rt, c.ts, lock, LockKind::kSpinlock, ip);
+          EngineAcquire(c, lock, AcquireMode::kExclusive, true, ip);
+        }
+      } catch (...) {
+        InternalError("spin trylock");
+      }
+    }
+  }
+  return rc;
+}
+
+LG_EXPORT int pthread_spin_unlock(pthread_spinlock_t* s) {
+  {
+    const auto ip = LG_CALLER_IP();
+    ErrnoSaver errno_saver;
+    HookScope scope;
+    if (scope.active()) {
+      try {
+        Ctx c = Enter();
+        // A spinlock records no owner: a release the engine did not see acquired is reported.
+        if (c) ReleaseIfOwned(c, SpinPtr(s), LockKind::kSpinlock, false, ip);
+      } catch (...) {
+        InternalError("spin unlock");
+      }
+    }
+  }
+  return REAL(pthread_spin_unlock)(s);
+}
+
+LG_EXPORT int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
+  const auto ip = LG_CALLER_IP();
+  const bool released = BeforeCondWait(m, ip);
+  const int rc = REAL(pthread_cond_wait)(c, m);
+  AfterCondWait(m, released, ip);
+  return rc;
+}
+
+LG_EXPORT int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m,
+                                     const timespec* abstime) {
+  const auto ip = LG_CALLER_IP();
+  const bool released = BeforeCondWait(m, ip);
+  const int rc = REAL(pthread_cond_timedwait)(c, m, abstime);
+  AfterCondWait(m, released, ip);
+  return rc;
+}
+
+LG_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
+                                     const timespec* abstime) {
+  const auto ip = LG_CALLER_IP();
+  const bool released = BeforeCondWait(m, ip);
+  const int rc = REAL(pthread_cond_clockwait)(c, m, clock, abstime);
+  AfterCondWait(m, released, ip);
+  return rc;
+}
+
+LG_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+  return SigactionHook(sig, act, old);
+}
+
+LG_EXPORT sighandler_t signal(int sig, sighandler_t handler) {
+  // glibc's BSD semantics: restart system calls, block the signal while it is handled.
+  struct sigaction act, old;
+  memset(&act, 0, sizeof act);
+  act.sa_handler = handler;
+  sigemptyset(&act.sa_mask);
+  if (sig >= 1 && sig < NSIG) sigaddset(&act.sa_mask, sig);
+  act.sa_flags = SA_RESTART;
+  if (SigactionHook(sig, &act, &old) < 0) return SIG_ERR;
+  return old.sa_handler;
+}
+
+LG_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
+  sigset_t local;
+  sigset_t* o = old != nullptr ? old : &local;
+  const int rc = REAL(pthread_sigmask)(how, set, o);
+  if (rc == 0) AfterMaskChange(how, set, o);
+  return rc;
+}
+
+LG_EXPORT int sigprocmask(int how, const sigset_t* set, sigset_t* old) {
+  sigset_t local;
+  sigset_t* o = old != nullptr ? old : &local;
+  const int rc = REAL(sigprocmask)(how, set, o);
+  if (rc == 0) {
+    const int saved = errno;
+    AfterMaskChange(how, set, o);
+    errno = saved;
+  }
+  return rc;
+}
+
+LG_EXPORT pid_t fork(void) {
+  if (tls.guard != 0 || RuntimeOff()) return REAL(fork)();
+  {
+    // Make sure the runtime exists before quiescing (its start-up takes locks).
+    HookScope scope;
+    if (scope.active()) GetRuntime();
+  }
+  auto* real_fork = REAL(fork);
+  BeforeFork();
+  const pid_t pid = real_fork();
+  const int saved = errno;
+  if (pid == 0) {
+    AfterForkChild();
+  } else {
+    AfterForkParent();
+  }
+  errno = saved;
+  return pid;
+}

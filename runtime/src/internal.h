@@ -1,0 +1,158 @@
+// Internals of liblockgraph shared by the interposers, the C API and the reporter.
+#ifndef LOCKGRAPH_RUNTIME_INTERNAL_H_
+#define LOCKGRAPH_RUNTIME_INTERNAL_H_
+
+#include <signal.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "lockgraph/engine.h"
+
+#define LG_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace lockgraph::runtime_internal {
+
+// ---------------------------------------------------------------------------------------------
+// Options (LOCKGRAPH_OPTIONS, lg_set_option)
+struct Options {
+  bool strict = false;         // lockdep's same-class nesting rule
+  bool halt_on_error = false;  // _exit after the first report
+  int exitcode = 0;            // exit status when something was found; 0 keeps the program's
+  std::string log_file;        // reports go here (appended) instead of stderr
+  int verbosity = 1;           // 0 errors, 1 warnings, 2 info, 3 debug, 4 trace
+  std::string record;          // lock log path (one file per process)
+  std::string status_file;     // `lockgraph run`: one line appended per finding
+  bool stacks = true;          // capture stacks for new dependencies and usages
+  int max_stack_depth = 32;    // frames kept per captured stack
+};
+
+// Parses "name=value" pairs separated by ':', ',' or whitespace. Returns false (with a message
+// naming the bad pair) on an unknown name or bad value; valid pairs before it are applied.
+bool ParseOptions(std::string_view text, Options* options, std::string* error);
+bool SetOption(Options* options, std::string_view name, std::string_view value,
+               std::string* error);
+
+// ---------------------------------------------------------------------------------------------
+// Per-thread runtime data. Plain data in initial-exec TLS so that reading it costs a load and
+// never calls a TLS init function (which could allocate) from a hook.
+struct ThreadRecord;
+
+struct ThreadLocal {
+  int guard;               // > 0 while lockgraph code runs on this thread
+  int tid;                 // cached gettid(), 0 until first use
+  int signal_depth;        // nesting of lockgraph's signal trampolines
+  unsigned handled_gen;    // generation of the handled-signal set last applied to the state
+  bool registered;         // linked into the fork-quiesce registry
+  bool exiting;            // thread-exit handling ran
+  ThreadLocal* prev;       // registry links
+  ThreadLocal* next;
+  ThreadRecord* record;    // lazily created; owns the engine ThreadState
+};
+
+extern __thread ThreadLocal tls __attribute__((tls_model("initial-exec")));
+
+struct ThreadRecord {
+  std::unique_ptr<ThreadState> state;
+  std::uint64_t blocked = 0;  // blocked signals 1..64, bit s-1
+};
+
+// ---------------------------------------------------------------------------------------------
+// The runtime singleton: created on first use in static storage and never destroyed.
+class Runtime;
+// Returns the running runtime, initialising it on first call; nullptr while it initialises on
+// another thread or after it has turned off. Call only with the guard held.
+Runtime* GetRuntime();
+// True once the runtime has turned itself off (or was disabled).
+bool RuntimeOff();
+
+// Scope of lockgraph code on this thread: while alive, hooks on this thread pass through.
+// `active()` is false when lockgraph code was already running (recursion, signal handler that
+// interrupted the runtime), or while another thread forks.
+class HookScope {
+ public:
+  HookScope();
+  ~HookScope();
+  HookScope(const HookScope&) = delete;
+  HookScope& operator=(const HookScope&) = delete;
+  bool active() const { return active_; }
+
+ private:
+  bool active_;
+};
+
+// The engine ThreadState of the calling thread (created on first use); nullptr if unavailable.
+// Call only inside an active HookScope.
+ThreadState* CurrentThread(Runtime* rt);
+int CurrentTid();
+
+Engine& GetEngine(Runtime* rt);
+const Options& GetOptions(Runtime* rt);
+
+// Kinds of lock object the interposers see; they pick the class naming of a first-seen lock.
+enum class LockKind : std::uint8_t { kMutex, kRwlock, kSpinlock, kAnnotated };
+
+// Class of a lock initialised at call site `site` (pthread_*_init): init-site class.
+ClassId InitSiteClass(Runtime* rt, const void* lock, LockKind kind, std::uint64_t site);
+// Class of a lock first seen at acquisition without an init call: a named static object gets
+// a class keyed by its address; heap/stack objects get a class keyed by the function that first
+// acquires them (`ip` is the acquisition's return address).
+ClassId FirstSeenClass(Runtime* rt, const void* lock, LockKind kind, std::uint64_t ip);
+
+// Turns the validator off for good, printing `lockgraph: turning off the validator: <why>`.
+void TurnOff(std::string_view why);
+
+// Diagnostics through spdlog (never through a hook: callers hold the guard).
+void LogInfo(std::string_view text);
+void LogWarning(std::string_view text);
+void LogDebug(std::string_view text);
+
+// Stack capture for the engine's lazy StackSource.
+class LazyStack final : public StackSource {
+ public:
+  explicit LazyStack(Runtime* rt) : rt_(rt) {}
+  StackId Capture() override;
+  StackId captured() const { return captured_; }
+
+ private:
+  Runtime* rt_;
+  StackId captured_ = kNoStack;
+};
+
+// Prints findings deferred while a signal handler ran.
+void FlushDeferredReports(Runtime* rt);
+
+// Number of distinct findings reported by this process.
+unsigned long FindingsCount();
+
+// Signals: the handled-signal set (signals with a user handler) and per-thread mask tracking.
+std::uint64_t HandledSignals();
+unsigned HandledSignalsGeneration();
+// Makes the engine's disabled contexts for this thread: blocked signals plus unhandled ones.
+void ApplySignalState(Runtime* rt, ThreadRecord* record);
+ContextId SignalContext(int sig);
+
+// Report callback (lg_set_report_callback).
+void SetReportCallback(void (*callback)(const char*, void*), void* arg);
+bool SetRuntimeOption(std::string_view name, std::string_view value);
+
+// Fork: quiesce the runtime before fork, reset per-process state in the child.
+void BeforeFork();
+void AfterForkParent();
+void AfterForkChild();
+
+// Thread exit (pthread key destructor or pthread_exit).
+void OnThreadExit();
+
+// The symbol of a data address ("inode_lock", "locks[3]", "state+0x28"), empty if none.
+std::string DataSymbol(Runtime* rt, const void* address, std::size_t object_size);
+
+// Recorder hooks (no-ops unless --record).
+void RecordInit(Runtime* rt);
+
+}  // namespace lockgraph::runtime_internal
+
+#endif  // LOCKGRAPH_RUNTIME_INTERNAL_H_

@@ -1,0 +1,282 @@
+// Stack capture with libunwind, the stack depot, and libdwfl symbolization of the live process.
+#include "symbolize.h"
+
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <elfutils/libdwfl.h>
+#include <gelf.h>
+#include <libunwind.h>
+#include <link.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace lockgraph::runtime_internal {
+namespace {
+
+std::uint64_t HashFrames(const std::uint64_t* frames, int count) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (int i = 0; i < count; ++i) {
+    h ^= frames[i];
+    h *= 0x100000001b3ull;
+    h ^= h >> 29;
+  }
+  return h;
+}
+
+// Text range of liblockgraph itself, found once.
+struct OwnRange {
+  std::uint64_t lo = 0, hi = 0;
+};
+
+int FindOwnRange(dl_phdr_info* info, size_t, void* arg) {
+  auto* range = static_cast<OwnRange*>(arg);
+  Dl_info self{};
+  if (dladdr(reinterpret_cast<void*>(&FindOwnRange), &self) == 0) return 1;
+  if (reinterpret_cast<std::uint64_t>(self.dli_fbase) != info->dlpi_addr) return 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const auto& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
+    range->lo = info->dlpi_addr + ph.p_vaddr;
+    range->hi = range->lo + ph.p_memsz;
+  }
+  return 1;
+}
+
+const OwnRange& Own() {
+  static const OwnRange range = [] {
+    OwnRange r;
+    dl_iterate_phdr(&FindOwnRange, &r);
+    return r;
+  }();
+  return range;
+}
+
+std::string Demangle(const char* name) {
+  if (name == nullptr) return {};
+  if (name[0] == '_' && name[1] == 'Z') {
+    int status = 0;
+    char* out = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+    if (status == 0 && out != nullptr) {
+      std::string s(out);
+      std::free(out);
+      return s;
+    }
+  }
+  return name;
+}
+
+std::string Basename(const char* path) {
+  if (path == nullptr) return {};
+  const char* slash = std::strrchr(path, '/');
+  return slash ? slash + 1 : path;
+}
+
+char* g_debuginfo_path = nullptr;
+const Dwfl_Callbacks kCallbacks = {
+    dwfl_linux_proc_find_elf,
+    dwfl_standard_find_debuginfo,
+    nullptr,
+    &g_debuginfo_path,
+};
+
+}  // namespace
+
+bool IsOwnCode(std::uint64_t ip) {
+  const OwnRange& r = Own();
+  return ip >= r.lo && ip < r.hi;
+}
+
+StackId StackDepot::Insert(const std::uint64_t* frames, int count) {
+  if (count <= 0) return kNoStack;
+  const std::uint64_t h = HashFrames(frames, count);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto range = by_hash_.equal_range(h);
+  for (auto it = range.first; it != range.second; ++it) {
+    const auto& s = stacks_[it->second - 1];
+    if (static_cast<int>(s.size()) == count &&
+        std::memcmp(s.data(), frames, count * sizeof(std::uint64_t)) == 0) {
+      return it->second;
+    }
+  }
+  stacks_.emplace_back(frames, frames + count);
+  const StackId id = stacks_.size();
+  by_hash_.emplace(h, id);
+  return id;
+}
+
+std::vector<std::uint64_t> StackDepot::Get(StackId id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (id == kNoStack || id > stacks_.size()) return {};
+  return stacks_[id - 1];
+}
+
+std::size_t StackDepot::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stacks_.size();
+}
+
+int CaptureStack(std::uint64_t* out, int max_frames) {
+  void* raw[kMaxStackFrames + 16];
+  const int want = std::min(max_frames, kMaxStackFrames) + 16;
+  const int n = unw_backtrace(raw, want);
+  int count = 0;
+  bool skipping = true;
+  for (int i = 0; i < n && count < max_frames; ++i) {
+    const auto ip = reinterpret_cast<std::uint64_t>(raw[i]);
+    if (skipping && IsOwnCode(ip)) continue;
+    skipping = false;
+    out[count++] = ip;
+  }
+  return count;
+}
+
+ProcessSymbolizer::ProcessSymbolizer() = default;
+
+ProcessSymbolizer::~ProcessSymbolizer() {
+  if (dwfl_ != nullptr) dwfl_end(dwfl_);
+}
+
+// Reports the process's modules to libdwfl; again (at most a few times) when an address falls
+// outside every known module, as after dlopen.
+bool ProcessSymbolizer::EnsureReportedLocked(std::uint64_t address) {
+  constexpr int kMaxReports = 16;  // named limit on /proc/self/maps re-reads
+  if (dwfl_ == nullptr) {
+    dwfl_ = dwfl_begin(&kCallbacks);
+    if (dwfl_ == nullptr) return false;
+  } else if (dwfl_addrmodule(dwfl_, address) != nullptr) {
+    return true;
+  }
+  if (reports_ >= kMaxReports) return false;
+  ++reports_;
+  dwfl_report_begin(dwfl_);
+  const int rc = dwfl_linux_proc_report(dwfl_, getpid());
+  dwfl_report_end(dwfl_, nullptr, nullptr);
+  if (rc != 0) return false;
+  return dwfl_addrmodule(dwfl_, address) != nullptr;
+}
+
+CodeLocation ProcessSymbolizer::Locate(std::uint64_t ip, bool is_return) {
+  CodeLocation loc;
+  const std::uint64_t lookup = is_return && ip > 0 ? ip - 1 : ip;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!EnsureReportedLocked(lookup)) return loc;
+  Dwfl_Module* mod = dwfl_addrmodule(dwfl_, lookup);
+  if (mod == nullptr) return loc;
+  Dwarf_Addr start = 0;
+  const char* mainfile = nullptr;
+  const char* modname =
+      dwfl_module_info(mod, nullptr, &start, nullptr, nullptr, nullptr, &mainfile, nullptr);
+  loc.module = Basename(mainfile ? mainfile : modname);
+  loc.module_offset = ip - start;
+  GElf_Off offset = 0;
+  GElf_Sym sym;
+  const char* name = dwfl_module_addrinfo(mod, lookup, &offset, &sym, nullptr, nullptr, nullptr);
+  if (name != nullptr) {
+    loc.function = Demangle(name);
+    loc.function_start = lookup - offset;
+    loc.function_offset = ip - loc.function_start;
+  }
+  if (Dwfl_Line* line = dwfl_module_getsrc(mod, lookup)) {
+    int lineno = 0;
+    const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);
+    if (file != nullptr) {
+      loc.file = Basename(file);
+      loc.line = lineno;
+    }
+  }
+  return loc;
+}
+
+bool ProcessSymbolizer::DataSymbol(std::uint64_t address, std::string* name,
+                                   std::uint64_t* start, std::uint64_t* size) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!EnsureReportedLocked(address)) return false;
+  Dwfl_Module* mod = dwfl_addrmodule(dwfl_, address);
+  if (mod == nullptr) return false;
+  GElf_Off offset = 0;
+  GElf_Sym sym;
+  const char* sname =
+      dwfl_module_addrinfo(mod, address, &offset, &sym, nullptr, nullptr, nullptr);
+  if (sname == nullptr || GELF_ST_TYPE(sym.st_info) != STT_OBJECT) return false;
+  if (offset >= sym.st_size) return false;
+  *name = Demangle(sname);
+  *start = address - offset;
+  *size = sym.st_size;
+  return true;
+}
+
+namespace {
+struct InModuleArg {
+  std::uint64_t address;
+  bool found;
+};
+int FindInModule(dl_phdr_info* info, size_t, void* arg) {
+  auto* a = static_cast<InModuleArg*>(arg);
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const auto& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD) continue;
+    const std::uint64_t lo = info->dlpi_addr + ph.p_vaddr;
+    if (a->address >= lo && a->address < lo + ph.p_memsz) {
+      a->found = true;
+      return 1;
+    }
+  }
+  return 0;
+}
+}  // namespace
+
+bool ProcessSymbolizer::InModule(std::uint64_t address) {
+  InModuleArg arg{address, false};
+  dl_iterate_phdr(&FindInModule, &arg);
+  return arg.found;
+}
+
+std::string FormatLocation(const CodeLocation& loc, std::uint64_t ip) {
+  std::string out;
+  if (!loc.function.empty()) {
+    out = fmt::format("{}+{:#x}", loc.function, loc.function_offset);
+    if (!loc.file.empty()) out += fmt::format(" ({}:{})", loc.file, loc.line);
+    return out;
+  }
+  if (!loc.file.empty()) return fmt::format("{:#x} ({}:{})", ip, loc.file, loc.line);
+  if (!loc.module.empty()) return fmt::format("{}+{:#x}", loc.module, loc.module_offset);
+  return fmt::format("{:#x}", ip);
+}
+
+void ReportSymbolizer::AppendStack(StackId stack, int indent, std::string* out) const {
+  const std::vector<std::uint64_t> frames = depot_->Get(stack);
+  if (frames.empty()) {
+    out->append(indent, ' ');
+    out->append("(no stack)\n");
+    return;
+  }
+  for (std::uint64_t ip : frames) {
+    CodeLocation loc = symbolizer_->Locate(ip, true);
+    out->append(indent, ' ');
+    out->append(FormatLocation(loc, ip));
+    out->push_back('\n');
+    // Frames below main (libc start-up) say nothing useful.
+    if (loc.function == "main") break;
+  }
+}
+
+void ReportSymbolizer::AppendCallSite(std::uint64_t ip, std::string* out) const {
+  if (ip == 0) {
+    out->append("(unknown)");
+    return;
+  }
+  CodeLocation loc = symbolizer_->Locate(ip, true);
+  if (!loc.function.empty()) {
+    out->append(loc.function);
+    if (!loc.file.empty()) out->append(fmt::format(" ({}:{})", loc.file, loc.line));
+    return;
+  }
+  out->append(FormatLocation(loc, ip));
+}
+
+}  // namespace lockgraph::runtime_internal

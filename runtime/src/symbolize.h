@@ -1,0 +1,91 @@
+// Stack capture (libunwind), the stack depot, and symbolization of code and data addresses
+// (elfutils libdwfl) for reports and class names.
+#ifndef LOCKGRAPH_RUNTIME_SYMBOLIZE_H_
+#define LOCKGRAPH_RUNTIME_SYMBOLIZE_H_
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "lockgraph/finding.h"
+#include "lockgraph/types.h"
+
+struct Dwfl;
+
+namespace lockgraph::runtime_internal {
+
+// Named limit: frames kept per stack.
+inline constexpr int kMaxStackFrames = 64;
+
+// Where a code address is.
+struct CodeLocation {
+  std::string function;     // demangled, empty if unknown
+  std::uint64_t function_start = 0;
+  std::uint64_t function_offset = 0;
+  std::string file;         // source file (basename), empty if unknown
+  int line = 0;
+  std::string module;       // basename of the ELF file
+  std::uint64_t module_offset = 0;
+};
+
+// Captured stacks, deduplicated. Slow path only (new dependency, usage or finding).
+class StackDepot {
+ public:
+  StackId Insert(const std::uint64_t* frames, int count);
+  std::vector<std::uint64_t> Get(StackId id) const;
+  std::size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::vector<std::uint64_t>> stacks_;
+  std::unordered_multimap<std::uint64_t, StackId> by_hash_;
+};
+
+// Captures the caller's stack with libunwind, dropping lockgraph's own frames. Returns the
+// number of frames written to `out`.
+int CaptureStack(std::uint64_t* out, int max_frames);
+
+// True when `ip` is inside liblockgraph itself.
+bool IsOwnCode(std::uint64_t ip);
+
+// libdwfl over the live process. Not thread-safe by itself: every call takes mu_.
+class ProcessSymbolizer {
+ public:
+  ProcessSymbolizer();
+  ~ProcessSymbolizer();
+  // `ip` is a return address when `is_return` (the call instruction precedes it).
+  CodeLocation Locate(std::uint64_t ip, bool is_return);
+  // The data symbol containing `address`: name, start and size. False if none.
+  bool DataSymbol(std::uint64_t address, std::string* name, std::uint64_t* start,
+                  std::uint64_t* size);
+  // True when `address` lies in a loaded ELF module (static storage, not heap or stack).
+  bool InModule(std::uint64_t address);
+
+ private:
+  bool EnsureReportedLocked(std::uint64_t address);
+  std::mutex mu_;
+  ::Dwfl* dwfl_ = nullptr;
+  int reports_ = 0;
+};
+
+// The report Symbolizer: stacks from the depot, frames through ProcessSymbolizer.
+class ReportSymbolizer final : public Symbolizer {
+ public:
+  ReportSymbolizer(StackDepot* depot, ProcessSymbolizer* symbolizer)
+      : depot_(depot), symbolizer_(symbolizer) {}
+  void AppendStack(StackId stack, int indent, std::string* out) const override;
+  void AppendCallSite(std::uint64_t ip, std::string* out) const override;
+
+ private:
+  StackDepot* depot_;
+  ProcessSymbolizer* symbolizer_;
+};
+
+// "function (file:line)", else "module+0xoffset", else "0xaddress".
+std::string FormatLocation(const CodeLocation& loc, std::uint64_t ip);
+
+}  // namespace lockgraph::runtime_internal
+
+#endif  // LOCKGRAPH_RUNTIME_SYMBOLIZE_H_

@@ -212,7 +212,71 @@ class MatchVisitor : public boost::default_bfs_visitor {
 }  // namespace
 
 void DepGraph::EnsureClass(ClassId cls) {
-  while (boost::num_vertices(graph_) <= cls) boost::add_vertex(graph_);
+  while (boost::num_vertices(graph_) <= cls) {
+    boost::add_vertex(graph_);
+    rank_.push_back(next_rank_++);
+    visit_mark_.push_back(0);
+  }
+}
+
+bool DepGraph::MayReach(ClassId from, ClassId to) const {
+  if (unordered_edges_ != 0) return true;
+  if (from >= rank_.size() || to >= rank_.size()) return from == to;
+  return rank_[from] <= rank_[to];
+}
+
+void DepGraph::Reorder(ClassId from, ClassId to) {
+  if (unordered_edges_ != 0 || rank_[from] < rank_[to]) return;
+  // Pearce-Kelly: the classes reachable from `to` with rank below rank(from) must move after
+  // the classes reaching `from` with rank above rank(to); if `from` is among the former, the
+  // new edge closes a cycle and no order exists.
+  const std::uint32_t lower = rank_[to], upper = rank_[from];
+  if (++visit_generation_ == 0) {
+    std::fill(visit_mark_.begin(), visit_mark_.end(), 0);
+    visit_generation_ = 1;
+  }
+  std::vector<ClassId> forward, backward, stack{to};
+  visit_mark_[to] = visit_generation_;
+  while (!stack.empty()) {
+    const ClassId v = stack.back();
+    stack.pop_back();
+    forward.push_back(v);
+    for (auto [e, end] = boost::out_edges(v, graph_); e != end; ++e) {
+      const ClassId w = static_cast<ClassId>(boost::target(*e, graph_));
+      if (w == from) {
+        ++unordered_edges_;
+        return;
+      }
+      if (visit_mark_[w] != visit_generation_ && rank_[w] < upper) {
+        visit_mark_[w] = visit_generation_;
+        stack.push_back(w);
+      }
+    }
+  }
+  stack.push_back(from);
+  visit_mark_[from] = visit_generation_;
+  while (!stack.empty()) {
+    const ClassId v = stack.back();
+    stack.pop_back();
+    backward.push_back(v);
+    for (auto [e, end] = boost::in_edges(v, graph_); e != end; ++e) {
+      const ClassId w = static_cast<ClassId>(boost::source(*e, graph_));
+      if (visit_mark_[w] != visit_generation_ && rank_[w] > lower) {
+        visit_mark_[w] = visit_generation_;
+        stack.push_back(w);
+      }
+    }
+  }
+  auto by_rank = [this](ClassId a, ClassId b) { return rank_[a] < rank_[b]; };
+  std::sort(forward.begin(), forward.end(), by_rank);
+  std::sort(backward.begin(), backward.end(), by_rank);
+  std::vector<std::uint32_t> ranks;
+  for (ClassId v : backward) ranks.push_back(rank_[v]);
+  for (ClassId v : forward) ranks.push_back(rank_[v]);
+  std::sort(ranks.begin(), ranks.end());
+  std::size_t i = 0;
+  for (ClassId v : backward) rank_[v] = ranks[i++];
+  for (ClassId v : forward) rank_[v] = ranks[i++];
 }
 
 const Dependency* DepGraph::Find(ClassId from, ClassId to) const {
@@ -230,6 +294,7 @@ std::uint32_t DepGraph::Add(const Dependency& dep) {
   EnsureClass(std::max(dep.from, dep.to));
   deps_.push_back(dep);
   boost::add_edge(dep.from, dep.to, DepRef{it->second}, graph_);
+  Reorder(dep.from, dep.to);
   return it->second;
 }
 
@@ -310,6 +375,11 @@ std::vector<std::vector<ClassId>> DepGraph::Cycles() const {
 }
 
 std::string DepGraph::CheckInvariants() const {
+  if (unordered_edges_ == 0) {
+    for (const auto& d : deps_) {
+      if (rank_[d.from] >= rank_[d.to]) return "topological order violated by a dependency";
+    }
+  }
   if (boost::num_edges(graph_) != deps_.size()) return "edge count differs from dependency count";
   if (index_.size() != deps_.size()) return "edge index size differs from dependency count";
   for (std::uint32_t i = 0; i < deps_.size(); ++i) {

@@ -27,7 +27,8 @@ struct DepRef {
 };
 
 using ClassGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS,
-                                         boost::no_property, DepRef>;
+                                         boost::no_property, DepRef, boost::no_property,
+                                         boost::vecS>;
 
 struct Dependency {
   ClassId from = kNoClass;
@@ -76,6 +77,13 @@ class DepGraph {
                                               const std::function<bool(State)>& match) const;
   void VisitAll(Direction dir, State root, const std::function<void(State)>& visit) const;
 
+  // False only when no path from -> ... -> to can exist: the graph is still ordered by the
+  // maintained topological order (Pearce-Kelly, as abseil's GraphCycles does) and `from` comes
+  // after `to`. An edge that closes a cycle breaks the order for good; then this is always true
+  // and every check falls back to the search.
+  bool MayReach(ClassId from, ClassId to) const;
+  bool ordered() const { return unordered_edges_ == 0; }
+
   // Strongly connected components with more than one class.
   std::vector<std::vector<ClassId>> Cycles() const;
 
@@ -89,8 +97,16 @@ class DepGraph {
     return (std::uint64_t{from} << 32) | to;
   }
 
+  // Keeps rank_ a topological order after adding from -> to, or counts the edge as unordered.
+  void Reorder(ClassId from, ClassId to);
+
   ClassGraph graph_;
   std::vector<Dependency> deps_;
+  std::vector<std::uint32_t> rank_;        // topological rank per class
+  std::uint32_t next_rank_ = 0;
+  std::size_t unordered_edges_ = 0;
+  std::vector<std::uint32_t> visit_mark_;  // Reorder's visited marks, generation-stamped
+  std::uint32_t visit_generation_ = 0;
   std::unordered_map<std::uint64_t, std::uint32_t> index_;
   // Per-search scratch, reused (searches run under the engine's graph lock).
   mutable std::vector<std::uint32_t> stamp_;

@@ -691,6 +691,7 @@ bool Validator::CheckCircular(AcquireContext& ac, const HeldLock& prev, const He
                               std::uint8_t) {
   // A strong walk next -> ... -> prev closes a cycle with prev -> next, unless prev is held
   // shared and the walk reaches it only through -(*R)-> (then the new -(S*)-> edge breaks it).
+  if (!e_->graph.MayReach(next.cls, prev.cls)) return true;  // ordered: no path back
   const bool prev_exclusive = prev.mode == AcquireMode::kExclusive;
   auto match = [&](State s) {
     return StateClass(s) == prev.cls && (prev_exclusive || !StateFlag(s));

@@ -1,0 +1,125 @@
+// Engine microbenchmarks: the cost of an acquisition on the fast path (cached chain), on nested
+// chains, over a large lock pool, from two threads on private locks, and of a new dependency.
+#include <memory>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "lockgraph/engine.h"
+
+namespace {
+
+using lockgraph::AcquireRequest;
+using lockgraph::Engine;
+using lockgraph::LockId;
+
+AcquireRequest Req(LockId lock) {
+  AcquireRequest r;
+  r.lock = lock;
+  return r;
+}
+
+void Setup(Engine& engine, int locks) {
+  auto t = engine.NewThread(1, "setup");
+  for (int i = 0; i < locks; ++i) {
+    const auto c = engine.RegisterClass(1000 + i, "lock." + std::to_string(i));
+    engine.InitLock(*t, 0x10000 + i * 64ull, c);
+  }
+}
+
+// One lock, acquired and released: the chain is cached after the first pair.
+void BM_AcquireReleaseCached(benchmark::State& state) {
+  Engine engine;
+  Setup(engine, 1);
+  auto t = engine.NewThread(2, "bench");
+  const AcquireRequest r = Req(0x10000);
+  for (auto _ : state) {
+    engine.Acquire(*t, r);
+    engine.Release(*t, r.lock);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_AcquireReleaseCached);
+
+// Four nested locks in a consistent order.
+void BM_NestedChain4(benchmark::State& state) {
+  Engine engine;
+  Setup(engine, 4);
+  auto t = engine.NewThread(2, "bench");
+  for (auto _ : state) {
+    for (int i = 0; i < 4; ++i) engine.Acquire(*t, Req(0x10000 + i * 64ull));
+    for (int i = 3; i >= 0; --i) engine.Release(*t, 0x10000 + i * 64ull);
+  }
+  state.SetItemsProcessed(state.iterations() * 4);
+}
+BENCHMARK(BM_NestedChain4);
+
+// Random consistent-order pairs over a pool of 10,000 locks (each class its own lock).
+void BM_PoolPairs10k(benchmark::State& state) {
+  constexpr int kLocks = 10000;
+  Engine engine;
+  Setup(engine, kLocks);
+  auto t = engine.NewThread(2, "bench");
+  unsigned x = 1;
+  for (auto _ : state) {
+    x = x * 1103515245u + 12345u;
+    int a = static_cast<int>((x >> 4) % kLocks), b = static_cast<int>((x >> 17) % kLocks);
+    if (a == b) b = (b + 1) % kLocks;
+    if (a > b) std::swap(a, b);
+    engine.Acquire(*t, Req(0x10000 + a * 64ull));
+    engine.Acquire(*t, Req(0x10000 + b * 64ull));
+    engine.Release(*t, 0x10000 + b * 64ull);
+    engine.Release(*t, 0x10000 + a * 64ull);
+  }
+  state.counters["dependencies"] = static_cast<double>(engine.stats().dependencies);
+  state.SetItemsProcessed(state.iterations() * 2);
+}
+BENCHMARK(BM_PoolPairs10k);
+
+// Two threads, each on its own private lock: steady state must not share a global lock.
+Engine* g_shared_engine = nullptr;
+void BM_PrivateLocksThreads(benchmark::State& state) {
+  if (state.thread_index() == 0) {
+    g_shared_engine = new Engine;
+    Setup(*g_shared_engine, 16);
+  }
+  // The benchmark library starts all threads' loops together after setup.
+  auto t = g_shared_engine->NewThread(10 + state.thread_index(), "bench");
+  const AcquireRequest r = Req(0x10000 + state.thread_index() * 64ull);
+  for (auto _ : state) {
+    g_shared_engine->Acquire(*t, r);
+    g_shared_engine->Release(*t, r.lock);
+  }
+  state.SetItemsProcessed(state.iterations());
+  if (state.thread_index() == 0) {
+    t.reset();
+  }
+}
+BENCHMARK(BM_PrivateLocksThreads)->Threads(1)->Threads(2)->UseRealTime();
+
+// The slow path: every iteration records a brand-new dependency.
+void BM_NewDependency(benchmark::State& state) {
+  Engine engine;
+  auto t = engine.NewThread(2, "bench");
+  const auto outer = engine.RegisterClass(1, "outer");
+  engine.InitLock(*t, 0x10, outer);
+  std::uint64_t i = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const auto c = engine.RegisterClass(100 + i, "inner");
+    const LockId l = 0x100000 + i * 64;
+    engine.InitLock(*t, l, c);
+    ++i;
+    state.ResumeTiming();
+    engine.Acquire(*t, Req(0x10));
+    engine.Acquire(*t, Req(l));
+    engine.Release(*t, l);
+    engine.Release(*t, 0x10);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_NewDependency);
+
+}  // namespace
+
+BENCHMARK_MAIN();

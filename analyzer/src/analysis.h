@@ -1,0 +1,78 @@
+// One analysis: inputs loaded (in parallel), replayed into one engine, findings classified
+// against suppressions and a baseline. Shared by `analyze`, `graph` and `baseline`.
+#ifndef LOCKGRAPH_ANALYZER_ANALYSIS_H_
+#define LOCKGRAPH_ANALYZER_ANALYSIS_H_
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "lockgraph/engine.h"
+#include "lockgraph/finding.h"
+#include "log_reader.h"
+#include "replay.h"
+
+namespace lockgraph::analyzer {
+
+// One suppression entry (docs/analyzer.md, "Suppressions").
+struct Suppression {
+  std::string kind = "*";                 // glob over FindingKindId()
+  std::vector<std::string> classes;       // each glob must match one of the finding's classes
+  std::string fingerprint;                // exact, optional
+  std::string reason;                     // required
+  std::string file;
+  std::uint64_t line = 0;
+  std::uint64_t uses = 0;
+};
+
+// Parses a suppressions file; false (with errors naming file:line) on any bad entry.
+bool ReadSuppressions(const std::string& path, std::vector<Suppression>* out,
+                      std::vector<InputError>* errors);
+// Parses a baseline file (fingerprints); false with an error when unreadable or malformed.
+bool ReadBaseline(const std::string& path, std::set<std::string>* fingerprints,
+                  std::vector<InputError>* errors);
+
+enum class FindingStatus { kNew, kBaselined, kSuppressed };
+
+struct AnalyzedFinding {
+  Finding finding;
+  std::string report;       // lockdep-format text
+  FindingStatus status = FindingStatus::kNew;
+  const Suppression* suppression = nullptr;
+};
+
+struct AnalyzeOptions {
+  std::vector<std::string> inputs;
+  bool strict = false;
+  unsigned jobs = 0;        // 0: one per core
+  bool progress = false;
+  std::vector<Suppression>* suppressions = nullptr;
+  const std::set<std::string>* baseline = nullptr;
+};
+
+struct Analysis {
+  std::vector<std::unique_ptr<LoadedLog>> logs;   // every input, in order
+  std::vector<RunId> runs;                         // run id of each replayed log (-1: skipped)
+  LogSymbolizer symbolizer;
+  std::unique_ptr<Engine> engine;
+  std::vector<AnalyzedFinding> findings;           // in the order the engine found them
+  std::vector<InputError> errors;                  // every input problem, in input order
+  std::string turned_off;                          // why the engine turned itself off, if it did
+  std::uint64_t events = 0;
+  std::uint64_t bytes = 0;
+  double load_seconds = 0, replay_seconds = 0;
+  bool input_error = false;                        // some input was missing, unreadable or damaged
+
+  std::size_t CountNew() const;
+  // 0: no new findings (and clean input); 1: new findings; 2: input error and no new findings.
+  int ExitCode() const;
+};
+
+// Loads, replays and classifies. Returns false when nothing at all could be read.
+bool Analyze(const AnalyzeOptions& options, Analysis* analysis);
+
+}  // namespace lockgraph::analyzer
+
+#endif  // LOCKGRAPH_ANALYZER_ANALYSIS_H_

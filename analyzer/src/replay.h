@@ -1,0 +1,74 @@
+// Replaying loaded logs into one Engine: per-run numbering mapped into one space, classes merged
+// by identity, and a Symbolizer built from the logs' stack and call-site tables.
+#ifndef LOCKGRAPH_ANALYZER_REPLAY_H_
+#define LOCKGRAPH_ANALYZER_REPLAY_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "lockgraph/engine.h"
+#include "lockgraph/finding.h"
+#include "log_reader.h"
+
+namespace lockgraph::analyzer {
+
+class Progress;
+
+// Lock ids, ips and stack ids of run R live in one engine-wide space: R's values XOR (R << 48).
+// Run 0 keeps its own values, so analysing a single log gives the numbers the live run saw.
+inline constexpr RunId kMaxRuns = 65535;
+inline std::uint64_t MapRunValue(RunId run, std::uint64_t v) {
+  return v == 0 ? 0 : v ^ (std::uint64_t{run} << 48);
+}
+
+struct RunInfo {
+  std::string program;
+  std::uint64_t pid = 0;
+  std::string file;
+};
+
+// "function (file:line)" split into its parts; false when the text has no such shape.
+struct SourceLocation {
+  std::string function;
+  std::string file;
+  std::uint64_t line = 0;
+};
+bool ParseLocation(const std::string& text, SourceLocation* loc);
+
+class LogSymbolizer : public Symbolizer {
+ public:
+  void AppendStack(StackId stack, int indent, std::string* out) const override;
+  void AppendCallSite(std::uint64_t ip, std::string* out) const override;
+  // "prog[pid] (file)" when more than one run was analysed, else empty (as a live run prints).
+  std::string RunName(RunId run) const override;
+
+  // Always names the run, for structured outputs.
+  std::string RunLabel(RunId run) const;
+  const std::string* CallSite(std::uint64_t ip) const;
+  const std::vector<std::string>* Stack(StackId stack) const;
+
+  std::vector<RunInfo> runs;
+  bool name_runs = false;
+  std::unordered_map<std::uint64_t, std::string> sites;
+  std::unordered_map<StackId, std::vector<std::string>> stacks;
+};
+
+class Replayer {
+ public:
+  Replayer(Engine* engine, LogSymbolizer* symbolizer)
+      : engine_(engine), symbolizer_(symbolizer) {}
+  // Replays one log as run `run`: its tables into the symbolizer, its events into the engine.
+  // Returns the number of events replayed.
+  std::uint64_t Replay(const LoadedLog& log, RunId run, Progress* progress);
+
+ private:
+  Engine* engine_;
+  LogSymbolizer* symbolizer_;
+};
+
+}  // namespace lockgraph::analyzer
+
+#endif  // LOCKGRAPH_ANALYZER_REPLAY_H_

@@ -21,11 +21,13 @@
 
 #include "chain_cache.h"
 #include "dep_graph.h"
+#include "instance_graph.h"
 
 namespace lockgraph {
 
 using graph_internal::ChainCache;
 using graph_internal::DepGraph;
+using graph_internal::InstanceGraph;
 using graph_internal::Dependency;
 using graph_internal::Direction;
 using graph_internal::MakeState;
@@ -40,7 +42,8 @@ constexpr std::size_t kClassChunkBits = 12;  // 4096 classes per chunk
 constexpr std::size_t kClassChunkSize = std::size_t{1} << kClassChunkBits;
 constexpr std::size_t kInstanceShards = 64;
 constexpr std::size_t kDestroyedKeptPerShard = 1024;  // remembered destroyed locks per shard
-constexpr std::size_t kPairCacheSize = 256;           // per-thread instance-order pair cache
+constexpr std::size_t kPairCacheSize = 1024;          // per-thread validated same-class pairs
+constexpr std::size_t kInstanceCacheSize = 64;        // per-thread lock -> instance cache
 
 std::uint64_t MixKey(std::uint64_t h, std::uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
@@ -136,6 +139,16 @@ struct ThreadState::Impl {
   ContextMask enabled;                  // effective: where an interrupt could arrive now
   std::array<std::uint64_t, kPairCacheSize> pair_cache{};  // validated instance pairs
 
+  // Recently used instances, valid while their shard's epoch is unchanged: a known lock's
+  // class costs no shard lock.
+  struct CachedInstance {
+    LockId lock = kNoLock;
+    ClassId cls = kNoClass;
+    std::uint32_t serial = 0;
+    std::uint64_t epoch = 0;
+  };
+  std::array<CachedInstance, kInstanceCacheSize> instance_cache{};
+
   void RecomputeEnabled() {
     ContextMask e = ~disabled;
     if (softirq_disable > 0 || in_mask.Test(kSoftirqContext)) e.Clear(kSoftirqContext);
@@ -209,14 +222,10 @@ struct InstanceRec {
 
 struct InstanceShard {
   std::mutex mu;
+  // Bumped (under mu) whenever an existing record changes, so per-thread caches notice.
+  std::atomic<std::uint64_t> epoch{1};
   std::unordered_map<LockId, InstanceRec> map;
   std::deque<std::pair<LockId, std::uint32_t>> destroyed;  // oldest first
-};
-
-// Instance-level order of one class (the same-class extension).
-struct InstanceGraph {
-  std::unordered_map<std::uint32_t, std::vector<std::uint32_t>> out;  // serial -> serials
-  std::unordered_map<std::uint32_t, LockId> lock_of;                   // serial -> lock id
 };
 
 struct Engine::Impl {
@@ -820,50 +829,42 @@ void Validator::CheckInstanceOrder(AcquireContext& ac, const HeldLock& next) {
       ig = &e_->instance_graphs[next.cls];
       e_->has_instance_graphs.store(true, std::memory_order_relaxed);
     }
-    ig->lock_of[prev.serial] = prev.lock;
-    ig->lock_of[next.serial] = next.lock;
-    auto& out = ig->out[prev.serial];
-    if (std::find(out.begin(), out.end(), next.serial) != out.end()) continue;
-    // Is there an order next -> ... -> prev already? Depth-first over instance serials.
-    std::unordered_map<std::uint32_t, std::uint32_t> parent{{next.serial, next.serial}};
-    std::vector<std::uint32_t> stack{next.serial};
-    bool found = false;
-    while (!stack.empty() && !found) {
-      const std::uint32_t u = stack.back();
-      stack.pop_back();
-      auto it = ig->out.find(u);
-      if (it == ig->out.end()) continue;
-      for (std::uint32_t v : it->second) {
-        if (parent.count(v)) continue;
-        parent[v] = u;
-        if (v == prev.serial) {
-          found = true;
-          break;
-        }
-        stack.push_back(v);
-      }
-    }
-    if (found) {
+    const std::uint64_t pair = (std::uint64_t{prev.serial} << 32) | next.serial;
+    t.pair_cache[MixKey(0, pair) % kPairCacheSize] = pair;
+    std::vector<LockId> order;
+    if (!ig->Add(prev.serial, prev.lock, next.serial, next.lock, &order)) {
       Finding f = Base(FindingKind::kSameClassInstanceOrder, ac, next);
       f.headline = "possible instance-order deadlock in one lock class detected";
       const std::string& name = e_->Class(next.cls).name;
       f.classes = {name};
-      // Instances on the existing order next -> ... -> prev.
-      std::vector<LockId> order;
-      for (std::uint32_t s = prev.serial;; s = parent[s]) {
-        auto lk = ig->lock_of.find(s);
-        order.push_back(lk == ig->lock_of.end() ? 0 : lk->second);
-        if (s == next.serial) break;
-      }
-      std::reverse(order.begin(), order.end());
-      f.instances = order;
+      f.instances = order;  // the existing order next -> ... -> prev
       f.fingerprint = FingerprintOf(f.kind, {name});
       f.target_stack = ac.Stack();
       e_->Emit(pending_, std::move(f));
     }
-    ig->out[prev.serial].push_back(next.serial);
   }
 }
+
+namespace {
+
+// On a cached chain that holds two locks of one class: is there anything the graph lock is
+// needed for? An AA on one instance must be reported; an instance pair this thread has not
+// validated must be recorded. Pairs seen before (the per-thread pair cache) need nothing.
+bool SameClassNeedsCheck(const ThreadState::Impl& t, const HeldLock& next, bool strict) {
+  for (std::size_t i = t.held.size(); i-- > t.frame().held_base;) {
+    const HeldLock& prev = t.held[i];
+    if (prev.cls != next.cls) continue;
+    if (next.mode == AcquireMode::kSharedRecursive && IsRead(prev.mode)) continue;
+    if (next.nest_lock != kNoLock) return false;
+    if (prev.lock == next.lock) return true;
+    if (strict) continue;
+    const std::uint64_t pair = (std::uint64_t{prev.serial} << 32) | next.serial;
+    if (t.pair_cache[MixKey(0, pair) % kPairCacheSize] != pair) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // Engine public API.
@@ -992,6 +993,7 @@ void Engine::InitLock(ThreadState& thread, LockId lock, ClassId cls, std::uint64
     std::lock_guard<std::mutex> g(shard.mu);
     auto [it, inserted] = shard.map.try_emplace(lock);
     if (inserted) e.instance_count.fetch_add(1, std::memory_order_relaxed);
+    else shard.epoch.fetch_add(1, std::memory_order_release);
     it->second = InstanceRec{cls, e.next_serial.fetch_add(1, std::memory_order_relaxed), false,
                              kNoStack, 0};
   }
@@ -1007,6 +1009,8 @@ void Engine::SetLockClass(LockId lock, ClassId cls) {
   if (inserted) {
     e.instance_count.fetch_add(1, std::memory_order_relaxed);
     it->second.serial = e.next_serial.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    shard.epoch.fetch_add(1, std::memory_order_release);
   }
   it->second.cls = cls;
   it->second.destroyed = false;
@@ -1043,6 +1047,7 @@ void Engine::DestroyLock(ThreadState& thread, LockId lock, std::uint64_t ip,
     std::lock_guard<std::mutex> g(shard.mu);
     auto it = shard.map.find(lock);
     if (it != shard.map.end() && !it->second.destroyed) {
+      shard.epoch.fetch_add(1, std::memory_order_release);
       it->second.destroyed = true;
       it->second.destroy_ip = ip;
       it->second.destroy_stack = get_stack();
@@ -1064,10 +1069,7 @@ void Engine::DestroyLock(ThreadState& thread, LockId lock, std::uint64_t ip,
   if (serial && cls != kNoClass && e.has_instance_graphs.load(std::memory_order_relaxed)) {
     std::lock_guard<std::mutex> g(e.graph_mu);
     auto ig = e.instance_graphs.find(cls);
-    if (ig != e.instance_graphs.end()) {
-      ig->second.out.erase(serial);
-      ig->second.lock_of.erase(serial);
-    }
+    if (ig != e.instance_graphs.end()) ig->second.Remove(serial);
   }
   e.Deliver(pending);
 }
@@ -1093,11 +1095,16 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
   AcquireContext ac{&e, &t, &request};
   std::vector<Finding> pending;
 
-  // The instance and its class.
+  // The instance and its class: from the thread's cache while the shard is unchanged.
   InstanceRec inst;
   bool destroyed = false;
-  {
-    InstanceShard& shard = e.ShardOf(request.lock);
+  InstanceShard& shard = e.ShardOf(request.lock);
+  auto& cached_inst = t.instance_cache[(request.lock >> 4) % kInstanceCacheSize];
+  if (cached_inst.lock == request.lock &&
+      cached_inst.epoch == shard.epoch.load(std::memory_order_acquire)) {
+    inst.cls = cached_inst.cls;
+    inst.serial = cached_inst.serial;
+  } else {
     std::lock_guard<std::mutex> g(shard.mu);
     auto [it, inserted] = shard.map.try_emplace(request.lock);
     if (inserted) {
@@ -1106,6 +1113,10 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
     }
     inst = it->second;
     destroyed = inst.destroyed;
+    if (!destroyed && inst.cls != kNoClass) {
+      cached_inst = {request.lock, inst.cls, inst.serial,
+                     shard.epoch.load(std::memory_order_relaxed)};
+    }
   }
   if (inst.cls == kNoClass) {
     char name[40];
@@ -1171,7 +1182,9 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
   const bool cached = e.chains.Find(h.chain_key, &chain_flags);
   if (cached) e.cache_hits.fetch_add(1, std::memory_order_relaxed);
 
-  if (new_usage || !cached || (chain_flags & ChainCache::kSameClass)) {
+  bool same_class_work = cached && (chain_flags & ChainCache::kSameClass) &&
+                         SameClassNeedsCheck(t, h, e.strict.load(std::memory_order_relaxed));
+  if (new_usage || !cached || same_class_work) {
     std::lock_guard<std::mutex> g(e.graph_mu);
     if (e.enabled.load(std::memory_order_relaxed)) {
       Validator v(&e, &pending);
@@ -1181,7 +1194,7 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
         chain_flags = request.trylock ? 0 : v.ValidateChain(ac, h);
         e.chains.Insert(h.chain_key, chain_flags);
         e.CheckMemory();
-      } else if (chain_flags & ChainCache::kSameClass) {
+      } else if (same_class_work) {
         v.CheckSameInstance(ac, h);
       }
       if ((chain_flags & ChainCache::kSameClass) && !e.strict.load(std::memory_order_relaxed)) {

@@ -591,6 +591,9 @@ void SignalTrampoline(int sig, siginfo_t* info, void* uctx) {
           REAL(pthread_sigmask)(SIG_BLOCK, nullptr, &cur);
           saved_blocked = tls.record->blocked;
           ++tls.signal_depth;
+          if (tls.signal_depth <= 8) {
+            tls.signal_handlers[tls.signal_depth - 1] = reinterpret_cast<std::uintptr_t>(handler);
+          }
           c.rt->engine.EnterContext(*c.ts, SignalContext(sig));
           if (c.rt->recorder.enabled()) c.rt->recorder.EnterContext(*c.ts, SignalContext(sig));
           tls.record->blocked = SigsetBits(cur);

@@ -51,6 +51,7 @@ struct ThreadLocal {
   ThreadLocal* prev;       // registry links
   ThreadLocal* next;
   ThreadRecord* record;    // lazily created; owns the engine ThreadState
+  std::uintptr_t signal_handlers[8];  // user handler of each tracked trampoline nesting level
 };
 
 extern __thread ThreadLocal tls __attribute__((tls_model("initial-exec")));

@@ -1,6 +1,8 @@
 // Stack capture with libunwind, the stack depot, and libdwfl symbolization of the live process.
 #include "symbolize.h"
 
+#include "internal.h"
+
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <elfutils/libdwfl.h>
@@ -125,11 +127,22 @@ int CaptureStack(std::uint64_t* out, int max_frames) {
   const int want = std::min(max_frames, kMaxStackFrames) + 16;
   const int n = unw_backtrace(raw, want);
   int count = 0;
-  bool skipping = true;
+  int trampolines = 0;
   for (int i = 0; i < n && count < max_frames; ++i) {
     const auto ip = reinterpret_cast<std::uint64_t>(raw[i]);
-    if (skipping && IsOwnCode(ip)) continue;
-    skipping = false;
+    if (IsOwnCode(ip)) {
+      // Past the first user frame, lockgraph code is the signal trampoline: it stands for the
+      // user's handler (which may have tail-called out of its own frame), and the frame above
+      // it is the kernel's signal return (__restore_rt), not a caller.
+      if (count > 0) {
+        const int level = tls.signal_depth - 1 - trampolines++;
+        if (level >= 0 && level < 8 && tls.signal_handlers[level] != 0) {
+          out[count++] = tls.signal_handlers[level] + 1;  // +1: symbolized as a return address
+        }
+        ++i;
+      }
+      continue;
+    }
     out[count++] = ip;
   }
   return count;
@@ -141,10 +154,28 @@ ProcessSymbolizer::~ProcessSymbolizer() {
   if (dwfl_ != nullptr) dwfl_end(dwfl_);
 }
 
-// Reports the process's modules to libdwfl; again (at most a few times) when an address falls
-// outside every known module, as after dlopen.
+// Reports the process's modules to libdwfl from the dynamic linker's list (their bounds then
+// include .bss, which /proc/self/maps shows as anonymous memory); again, at most a few times,
+// when an address falls outside every known module, as after dlopen.
+namespace {
+int ReportModule(dl_phdr_info* info, size_t, void* arg) {
+  auto* dwfl = static_cast<Dwfl*>(arg);
+  std::string path = info->dlpi_name != nullptr ? info->dlpi_name : "";
+  if (path.empty()) {
+    char exe[4096];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return 0;
+    exe[n] = '\0';
+    path = exe;
+  }
+  if (path.find("linux-vdso") != std::string::npos || access(path.c_str(), R_OK) != 0) return 0;
+  dwfl_report_elf(dwfl, Basename(path.c_str()).c_str(), path.c_str(), -1, info->dlpi_addr, false);
+  return 0;
+}
+}  // namespace
+
 bool ProcessSymbolizer::EnsureReportedLocked(std::uint64_t address) {
-  constexpr int kMaxReports = 16;  // named limit on /proc/self/maps re-reads
+  constexpr int kMaxReports = 16;  // named limit on re-reading the module list
   if (dwfl_ == nullptr) {
     dwfl_ = dwfl_begin(&kCallbacks);
     if (dwfl_ == nullptr) return false;
@@ -154,9 +185,8 @@ bool ProcessSymbolizer::EnsureReportedLocked(std::uint64_t address) {
   if (reports_ >= kMaxReports) return false;
   ++reports_;
   dwfl_report_begin(dwfl_);
-  const int rc = dwfl_linux_proc_report(dwfl_, getpid());
+  dl_iterate_phdr(&ReportModule, dwfl_);
   dwfl_report_end(dwfl_, nullptr, nullptr);
-  if (rc != 0) return false;
   return dwfl_addrmodule(dwfl_, address) != nullptr;
 }
 
@@ -255,8 +285,12 @@ void ReportSymbolizer::AppendStack(StackId stack, int indent, std::string* out) 
     out->append("(no stack)\n");
     return;
   }
+  std::string previous;
   for (std::uint64_t ip : frames) {
     CodeLocation loc = symbolizer_->Locate(ip, true);
+    // A signal handler's entry stands in for its frame; skip it when the frame is there.
+    if (!loc.function.empty() && loc.function == previous && loc.function_offset == 1) continue;
+    previous = loc.function;
     out->append(indent, ' ');
     out->append(FormatLocation(loc, ip));
     out->push_back('\n');

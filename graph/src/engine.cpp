@@ -1081,6 +1081,14 @@ bool Engine::KnowsLock(LockId lock) const {
   return it != shard.map.end() && !it->second.destroyed;
 }
 
+Engine::LockState Engine::GetLockState(LockId lock) const {
+  InstanceShard& shard = impl_->ShardOf(lock);
+  std::lock_guard<std::mutex> g(shard.mu);
+  auto it = shard.map.find(lock);
+  if (it == shard.map.end()) return LockState::kUnknown;
+  return it->second.destroyed ? LockState::kDestroyed : LockState::kLive;
+}
+
 ClassId Engine::LockClass(LockId lock) const {
   InstanceShard& shard = impl_->ShardOf(lock);
   std::lock_guard<std::mutex> g(shard.mu);

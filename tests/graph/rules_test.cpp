@@ -431,6 +431,17 @@ TEST(Lifecycle, UseOfADestroyedLockNamesItAndWhereItWasDestroyed) {
   EXPECT_THAT(h.reports()[0], HasSubstr("(lru.lock)"));
 }
 
+TEST(Lifecycle, LockStateTellsDestroyedFromUnknown) {
+  Harness h;
+  const LockId a = h.Lock("A");
+  EXPECT_EQ(h.engine().GetLockState(a), Engine::LockState::kLive);
+  EXPECT_EQ(h.engine().GetLockState(0xdead0), Engine::LockState::kUnknown);
+  h.engine().DestroyLock(h.T(0), a);
+  EXPECT_EQ(h.engine().GetLockState(a), Engine::LockState::kDestroyed);
+  h.engine().InitLock(h.T(0), a, h.engine().RegisterClass(1, "A2"));
+  EXPECT_EQ(h.engine().GetLockState(a), Engine::LockState::kLive);
+}
+
 TEST(Lifecycle, ThreadExitWithALockHeldIsReported) {
   Harness h;
   h.L(3, "A");

@@ -178,6 +178,11 @@ class Engine {
                    StackSource* stack_source = nullptr, StackId stack = kNoStack);
   // True when `lock` has been initialised (and not destroyed) or acquired before.
   bool KnowsLock(LockId lock) const;
+  enum class LockState { kUnknown, kLive, kDestroyed };
+  // kDestroyed until the next InitLock of the id: an Acquire then reports use of a destroyed
+  // lock, so a shim must not re-initialise such a lock on first sight unless the memory really
+  // holds a new lock.
+  LockState GetLockState(LockId lock) const;
   // The class of a live instance, or kNoClass.
   ClassId LockClass(LockId lock) const;
 

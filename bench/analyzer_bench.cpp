@@ -1,0 +1,232 @@
+// Analyzer throughput: encoding and decoding lock logs, and analyze (load + replay) end to end.
+// Counters: events/s (items_per_second), bytes/event, and the engine's chain-cache hit rate.
+// Figures go to docs/analyzer.md ("Measurements"); nothing here passes or fails.
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "analysis.h"
+#include "lockgraph/log_format.h"
+
+namespace {
+
+using namespace lockgraph;
+using namespace lockgraph::logfmt;
+
+// A synthetic run: `threads` threads each taking nested locks along a few fixed orders that are
+// consistent with one global order (no findings), like a test suite's steady state.
+struct Synthetic {
+  std::vector<Event> events;
+  std::vector<std::string> strings;  // backing store for names
+};
+
+Synthetic MakeRun(std::size_t n_events, int threads, int classes, int depth, std::uint64_t seed) {
+  Synthetic s;
+  s.strings.reserve(static_cast<std::size_t>(classes) * 2 + 64);
+  std::mt19937_64 rng(seed);
+  const LockId base = 0x7f3a12340000ull;
+  const std::uint64_t text = 0x555555554000ull;
+  for (int c = 0; c < classes; ++c) {
+    s.strings.push_back("sym:lock_" + std::to_string(c));
+    s.strings.push_back("lock_" + std::to_string(c));
+  }
+  for (int c = 0; c < classes; ++c) {
+    Event e;
+    e.type = RecordType::kClassDef;
+    e.class_id = static_cast<LogClassId>(c + 1);
+    e.text = s.strings[2 * c];
+    e.text2 = s.strings[2 * c + 1];
+    s.events.push_back(e);
+  }
+  for (int t = 0; t < threads; ++t) {
+    Event e;
+    e.type = RecordType::kThreadStart;
+    e.thread = 1000 + t;
+    s.events.push_back(e);
+  }
+  for (int c = 0; c < classes; ++c) {
+    Event e;
+    e.type = RecordType::kLockInit;
+    e.thread = 1000;
+    e.lock = base + 64 * c;
+    e.class_id = static_cast<LogClassId>(c + 1);
+    e.ip = text + 0x100 + c;
+    s.events.push_back(e);
+  }
+  // 16 fixed orders (ascending class numbers), chosen at random per critical section.
+  std::vector<std::vector<int>> orders(16);
+  for (auto& o : orders) {
+    std::vector<int> pick;
+    for (int d = 0; d < depth; ++d) pick.push_back(static_cast<int>(rng() % classes));
+    std::sort(pick.begin(), pick.end());
+    pick.erase(std::unique(pick.begin(), pick.end()), pick.end());
+    o = pick;
+  }
+  while (s.events.size() < n_events) {
+    const ThreadKey t = 1000 + rng() % threads;
+    const auto& o = orders[rng() % orders.size()];
+    for (int c : o) {
+      Event e;
+      e.type = RecordType::kAcquire;
+      e.thread = t;
+      e.lock = base + 64 * c;
+      e.ip = text + 0x2000 + 16 * c;
+      s.events.push_back(e);
+    }
+    for (auto it = o.rbegin(); it != o.rend(); ++it) {
+      Event e;
+      e.type = RecordType::kRelease;
+      e.thread = t;
+      e.lock = base + 64 * *it;
+      e.ip = text + 0x3000 + 16 * *it;
+      s.events.push_back(e);
+    }
+  }
+  return s;
+}
+
+std::string Encode(const std::vector<Event>& events, bool with_seq) {
+  FileHeader h;
+  h.program = "./synthetic";
+  h.pid = 42;
+  std::string file;
+  EncodeFileHeader(h, &file);
+  std::vector<std::uint8_t> buf(64 * 1024);
+  BlockEncoder enc(buf.data(), buf.size(), with_seq);
+  std::uint32_t n = 0;
+  std::uint64_t seq = 0;
+  for (Event e : events) {
+    e.seq = ++seq;
+    if (!enc.Put(e)) {
+      auto b = enc.Finish(n++);
+      file.append(reinterpret_cast<const char*>(b.data()), b.size());
+      enc.Reset();
+      enc.Put(e);
+    }
+  }
+  auto b = enc.Finish(n++);
+  file.append(reinterpret_cast<const char*>(b.data()), b.size());
+  return file;
+}
+
+void BM_EncodeBlocks(benchmark::State& state) {
+  Synthetic run = MakeRun(1 << 20, 8, 64, 3, 1);
+  std::vector<std::uint8_t> buf(64 * 1024);
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    BlockEncoder enc(buf.data(), buf.size(), state.range(0) != 0);
+    bytes = 0;
+    for (const Event& e : run.events) {
+      if (!enc.Put(e)) {
+        bytes += enc.Finish(0).size();
+        enc.Reset();
+        enc.Put(e);
+      }
+    }
+    bytes += enc.Finish(0).size();
+    benchmark::DoNotOptimize(bytes);
+  }
+  state.SetItemsProcessed(state.iterations() * run.events.size());
+  state.counters["bytes/event"] = static_cast<double>(bytes) / run.events.size();
+}
+BENCHMARK(BM_EncodeBlocks)->Arg(0)->Arg(1)->ArgName("with_seq")->Unit(benchmark::kMillisecond);
+
+void BM_DecodeBlocks(benchmark::State& state) {
+  Synthetic run = MakeRun(1 << 20, 8, 64, 3, 2);
+  std::string file = Encode(run.events, state.range(0) != 0);
+  std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(file.data()), file.size());
+  for (auto _ : state) {
+    BinaryScanner scan(bytes);
+    FileHeader h;
+    DecodeError err;
+    scan.ReadHeader(&h, &err);
+    BlockView block;
+    Event e;
+    std::size_t n = 0;
+    while (scan.NextBlock(&block, &err) == BinaryScanner::Next::kBlock) {
+      BlockDecoder dec(block);
+      while (dec.Next(&e, &err)) ++n;
+    }
+    benchmark::DoNotOptimize(n);
+  }
+  state.SetItemsProcessed(state.iterations() * run.events.size());
+  state.SetBytesProcessed(state.iterations() * file.size());
+  state.counters["bytes/event"] = static_cast<double>(file.size()) / run.events.size();
+}
+BENCHMARK(BM_DecodeBlocks)->Arg(0)->Arg(1)->ArgName("with_seq")->Unit(benchmark::kMillisecond);
+
+void BM_DecodeText(benchmark::State& state) {
+  Synthetic run = MakeRun(1 << 18, 8, 64, 3, 3);
+  std::string text;
+  for (const Event& e : run.events) EncodeTextLine(e, &text);
+  for (auto _ : state) {
+    TextDecoder dec;
+    std::vector<Event> out;
+    DecodeError err;
+    dec.DecodeLine("lockgraph-text 1", 1, &out, &err);
+    std::size_t pos = 0, line = 1;
+    while (pos < text.size()) {
+      std::size_t nl = text.find('\n', pos);
+      out.clear();
+      dec.DecodeLine(std::string_view(text).substr(pos, nl - pos), ++line, &out, &err);
+      pos = nl + 1;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * run.events.size());
+  state.counters["bytes/event"] = static_cast<double>(text.size()) / run.events.size();
+}
+BENCHMARK(BM_DecodeText)->Unit(benchmark::kMillisecond);
+
+// The whole `lockgraph analyze` pipeline on `logs` files of `events` events each.
+void BM_Analyze(benchmark::State& state) {
+  const int logs = static_cast<int>(state.range(0));
+  const unsigned jobs = static_cast<unsigned>(state.range(1));
+  const std::size_t per_log = 1 << 20;
+  auto dir = std::filesystem::temp_directory_path() /
+             ("lockgraph-bench-" + std::to_string(getpid()) + "-" + std::to_string(logs));
+  std::filesystem::create_directories(dir);
+  std::uint64_t total_bytes = 0;
+  for (int i = 0; i < logs; ++i) {
+    Synthetic run = MakeRun(per_log, 8, 64, 3, 10 + i);
+    std::string file = Encode(run.events, false);
+    total_bytes += file.size();
+    std::ofstream(dir / ("run" + std::to_string(i) + ".lglog"), std::ios::binary) << file;
+  }
+  double hits = 0, events = 0, load = 0, replay = 0;
+  for (auto _ : state) {
+    analyzer::AnalyzeOptions o;
+    o.inputs = {dir.string()};
+    o.jobs = jobs;
+    analyzer::Analysis a;
+    analyzer::Analyze(o, &a);
+    auto st = a.engine->stats();
+    hits = static_cast<double>(st.chain_cache_hits);
+    events = static_cast<double>(a.events);
+    load += a.load_seconds;
+    replay += a.replay_seconds;
+    if (!a.findings.empty()) state.SkipWithError("synthetic logs must be clean");
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * events));
+  state.counters["bytes/event"] = total_bytes / events;
+  state.counters["cache_hit_rate"] = hits / events;
+  state.counters["load_s"] = load / state.iterations();
+  state.counters["replay_s"] = replay / state.iterations();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_Analyze)
+    ->Args({1, 1})
+    ->Args({4, 1})
+    ->Args({4, 2})
+    ->ArgNames({"logs", "jobs"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -84,8 +84,15 @@ static __kfunc int slab_memory_callback(struct notifier_block *nb, unsigned long
 }
 
 /* mm/page_alloc.c: freeze the per-cpu page lists while a zone changes. */
-static __kfunc void zone_pcp_disable(void) { mutex_lock(&pcp_batch_high_lock); }
-static __kfunc void zone_pcp_enable(void) { mutex_unlock(&pcp_batch_high_lock); }
+static int pcp_high_frozen;
+static __kfunc void zone_pcp_disable(void) {
+  mutex_lock(&pcp_batch_high_lock);
+  pcp_high_frozen = 1; /* __zone_set_pageset_high_and_batch(zone, 0, 1) */
+}
+static __kfunc void zone_pcp_enable(void) {
+  pcp_high_frozen = 0;
+  mutex_unlock(&pcp_batch_high_lock);
+}
 
 /* mm/memory_hotplug.c: online a memory block. mem_hotplug_begin() takes cpus_read_lock(). */
 static __kfunc void online_pages(void) {

@@ -308,6 +308,9 @@ struct ScenarioCase {
   const char* detail;
 };
 
+// Shown in ctest's test list instead of the parameter's bytes.
+void PrintTo(const ScenarioCase& c, std::ostream* os) { *os << c.file; }
+
 class ScenarioTest : public ::testing::TestWithParam<ScenarioCase> {};
 
 TEST_P(ScenarioTest, AnalyzeGivesTheLiveHeadline) {

@@ -30,10 +30,15 @@
 
 #include "lockgraph/lockgraph.h"
 
-#define lgk_inline inline __attribute__((always_inline))
 #define __maybe_unused __attribute__((unused))
-/* Example functions are kept out of line so that report stacks name them like a kernel trace. */
+/* Example functions are kept out of line and unspecialised (no foo.constprop.0 clones) so that
+ * report stacks name them like a kernel trace. The lock calls below are macros for the same
+ * reason: a report's call site is then the example's own line, not a line of this header. */
+#if defined(__clang__)
 #define __kfunc __attribute__((noinline))
+#else
+#define __kfunc __attribute__((noipa))
+#endif
 
 /* Classes --------------------------------------------------------------------------------------- */
 
@@ -42,7 +47,7 @@ struct lock_class_key {
 };
 
 /* Strips the '&' a kernel-style call writes in front of a key or lock expression. */
-static lgk_inline const char *lgk_name_(const char *expr) {
+static inline const char *lgk_name_(const char *expr) {
   return expr[0] == '&' ? expr + 1 : expr;
 }
 
@@ -75,26 +80,27 @@ struct lockdep_map {
 
 /* IRQ state ------------------------------------------------------------------------------------- */
 
-static lgk_inline void local_irq_disable(void) { lg_irq_disable(); }
-static lgk_inline void local_irq_enable(void) { lg_irq_enable(); }
+#define local_irq_disable() lg_irq_disable()
+#define local_irq_enable() lg_irq_enable()
 #define local_irq_save(flags) ((flags) = lg_irq_save())
 #define local_irq_restore(flags) lg_irq_restore(flags)
-static lgk_inline void local_bh_disable(void) { lg_softirq_disable(); }
-static lgk_inline void local_bh_enable(void) { lg_softirq_enable(); }
+#define local_bh_disable() lg_softirq_disable()
+#define local_bh_enable() lg_softirq_enable()
 
 /* Runs fn(arg) as a hardirq (or softirq) handler would run: in that interrupt context, with that
  * interrupt disabled. No signal or timer is involved; the context is simply declared. */
-typedef void (*irq_handler_fn)(void *arg);
-static inline void run_in_hardirq(irq_handler_fn fn, void *arg) {
-  lg_hardirq_enter();
-  fn(arg);
-  lg_hardirq_exit();
-}
-static inline void run_in_softirq(irq_handler_fn fn, void *arg) {
-  lg_softirq_enter();
-  fn(arg);
-  lg_softirq_exit();
-}
+#define run_in_hardirq(fn, arg) \
+  do {                          \
+    lg_hardirq_enter();         \
+    (fn)(arg);                  \
+    lg_hardirq_exit();          \
+  } while (0)
+#define run_in_softirq(fn, arg) \
+  do {                          \
+    lg_softirq_enter();         \
+    (fn)(arg);                  \
+    lg_softirq_exit();          \
+  } while (0)
 
 /* spinlock_t ------------------------------------------------------------------------------------ */
 
@@ -107,43 +113,20 @@ typedef struct spinlock {
 #define DEFINE_SPINLOCK(x) lgk_define_(spinlock_t, x, #x)
 /* The kernel has no spin_lock_destroy: freeing the object that holds a lock ends it (lockdep's
  * debug_check_no_locks_freed on kfree). Call this where the object is freed. */
-static lgk_inline void spin_lock_destroy(spinlock_t *l) { lg_lock_destroy(&l->dep_map); }
+#define spin_lock_destroy(l) lg_lock_destroy(&(l)->dep_map)
 
-static lgk_inline void spin_lock(spinlock_t *l) { lg_acquire(&l->dep_map, LG_EXCLUSIVE, 0, 0); }
-static lgk_inline void spin_lock_nested(spinlock_t *l, unsigned subclass) {
-  lg_acquire(&l->dep_map, LG_EXCLUSIVE, subclass, 0);
-}
-static lgk_inline int spin_trylock(spinlock_t *l) {
-  lg_acquire(&l->dep_map, LG_EXCLUSIVE | LG_TRY, 0, 0);
-  return 1;
-}
-static lgk_inline void spin_unlock(spinlock_t *l) { lg_release(&l->dep_map); }
-static lgk_inline void spin_lock_irq(spinlock_t *l) {
-  lg_irq_disable();
-  lg_acquire(&l->dep_map, LG_EXCLUSIVE, 0, 0);
-}
-static lgk_inline void spin_unlock_irq(spinlock_t *l) {
-  lg_release(&l->dep_map);
-  lg_irq_enable();
-}
-#define spin_lock_irqsave(l, flags)                      \
-  do {                                                   \
-    (flags) = lg_irq_save();                             \
-    lg_acquire(&(l)->dep_map, LG_EXCLUSIVE, 0, 0);       \
-  } while (0)
-#define spin_unlock_irqrestore(l, flags) \
-  do {                                   \
-    lg_release(&(l)->dep_map);           \
-    lg_irq_restore(flags);               \
-  } while (0)
-static lgk_inline void spin_lock_bh(spinlock_t *l) {
-  lg_softirq_disable();
-  lg_acquire(&l->dep_map, LG_EXCLUSIVE, 0, 0);
-}
-static lgk_inline void spin_unlock_bh(spinlock_t *l) {
-  lg_release(&l->dep_map);
-  lg_softirq_enable();
-}
+#define spin_lock(l) lg_acquire(&(l)->dep_map, LG_EXCLUSIVE, 0, 0)
+#define spin_lock_nested(l, subclass) lg_acquire(&(l)->dep_map, LG_EXCLUSIVE, (subclass), 0)
+/* Single-threaded examples: the trylock always succeeds. */
+#define spin_trylock(l) (lg_acquire(&(l)->dep_map, LG_EXCLUSIVE | LG_TRY, 0, 0), 1)
+#define spin_unlock(l) lg_release(&(l)->dep_map)
+#define spin_lock_irq(l) (lg_irq_disable(), lg_acquire(&(l)->dep_map, LG_EXCLUSIVE, 0, 0))
+#define spin_unlock_irq(l) (lg_release(&(l)->dep_map), lg_irq_enable())
+#define spin_lock_irqsave(l, flags) \
+  ((flags) = lg_irq_save(), lg_acquire(&(l)->dep_map, LG_EXCLUSIVE, 0, 0))
+#define spin_unlock_irqrestore(l, flags) (lg_release(&(l)->dep_map), lg_irq_restore(flags))
+#define spin_lock_bh(l) (lg_softirq_disable(), lg_acquire(&(l)->dep_map, LG_EXCLUSIVE, 0, 0))
+#define spin_unlock_bh(l) (lg_release(&(l)->dep_map), lg_softirq_enable())
 #define lockdep_assert_held(l) ((void)lg_assert_held(&(l)->dep_map))
 
 /* struct mutex ---------------------------------------------------------------------------------- */
@@ -155,12 +138,10 @@ struct mutex {
 #define mutex_init(lock) lgk_init_at_site_(&(lock)->dep_map, lgk_name_(#lock))
 #define mutex_init_named(lock, name) lgk_init_at_site_(&(lock)->dep_map, (name))
 #define DEFINE_MUTEX(x) lgk_define_(struct mutex, x, #x)
-static lgk_inline void mutex_lock(struct mutex *m) { lg_acquire(&m->dep_map, LG_EXCLUSIVE, 0, 0); }
-static lgk_inline void mutex_lock_nested(struct mutex *m, unsigned subclass) {
-  lg_acquire(&m->dep_map, LG_EXCLUSIVE, subclass, 0);
-}
-static lgk_inline void mutex_unlock(struct mutex *m) { lg_release(&m->dep_map); }
-static lgk_inline void mutex_destroy(struct mutex *m) { lg_lock_destroy(&m->dep_map); }
+#define mutex_lock(m) lg_acquire(&(m)->dep_map, LG_EXCLUSIVE, 0, 0)
+#define mutex_lock_nested(m, subclass) lg_acquire(&(m)->dep_map, LG_EXCLUSIVE, (subclass), 0)
+#define mutex_unlock(m) lg_release(&(m)->dep_map)
+#define mutex_destroy(m) lg_lock_destroy(&(m)->dep_map)
 
 /* struct rw_semaphore: down_read is a non-recursive read (a waiting writer blocks new readers) -- */
 
@@ -171,12 +152,10 @@ struct rw_semaphore {
 #define init_rwsem(sem) lgk_init_at_site_(&(sem)->dep_map, lgk_name_(#sem))
 #define init_rwsem_named(sem, name) lgk_init_at_site_(&(sem)->dep_map, (name))
 #define DECLARE_RWSEM(x) lgk_define_(struct rw_semaphore, x, #x)
-static lgk_inline void down_read(struct rw_semaphore *s) { lg_acquire(&s->dep_map, LG_READ, 0, 0); }
-static lgk_inline void up_read(struct rw_semaphore *s) { lg_release(&s->dep_map); }
-static lgk_inline void down_write(struct rw_semaphore *s) {
-  lg_acquire(&s->dep_map, LG_EXCLUSIVE, 0, 0);
-}
-static lgk_inline void up_write(struct rw_semaphore *s) { lg_release(&s->dep_map); }
+#define down_read(sem) lg_acquire(&(sem)->dep_map, LG_READ, 0, 0)
+#define up_read(sem) lg_release(&(sem)->dep_map)
+#define down_write(sem) lg_acquire(&(sem)->dep_map, LG_EXCLUSIVE, 0, 0)
+#define up_write(sem) lg_release(&(sem)->dep_map)
 
 /* rwlock_t: read_lock is a recursive read (readers never wait for a waiting writer) ------------ */
 
@@ -186,12 +165,10 @@ typedef struct rwlock {
 
 #define rwlock_init(lock) lgk_init_at_site_(&(lock)->dep_map, lgk_name_(#lock))
 #define DEFINE_RWLOCK(x) lgk_define_(rwlock_t, x, #x)
-static lgk_inline void read_lock(rwlock_t *l) {
-  lg_acquire(&l->dep_map, LG_READ_RECURSIVE, 0, 0);
-}
-static lgk_inline void read_unlock(rwlock_t *l) { lg_release(&l->dep_map); }
-static lgk_inline void write_lock(rwlock_t *l) { lg_acquire(&l->dep_map, LG_EXCLUSIVE, 0, 0); }
-static lgk_inline void write_unlock(rwlock_t *l) { lg_release(&l->dep_map); }
+#define read_lock(l) lg_acquire(&(l)->dep_map, LG_READ_RECURSIVE, 0, 0)
+#define read_unlock(l) lg_release(&(l)->dep_map)
+#define write_lock(l) lg_acquire(&(l)->dep_map, LG_EXCLUSIVE, 0, 0)
+#define write_unlock(l) lg_release(&(l)->dep_map)
 
 /* struct percpu_rw_semaphore and the CPU hotplug lock ------------------------------------------ */
 
@@ -200,21 +177,17 @@ struct percpu_rw_semaphore {
 };
 
 #define DEFINE_STATIC_PERCPU_RWSEM(x) static lgk_define_(struct percpu_rw_semaphore, x, #x)
-static lgk_inline void percpu_down_read(struct percpu_rw_semaphore *s) {
-  lg_acquire(&s->dep_map, LG_READ, 0, 0);
-}
-static lgk_inline void percpu_up_read(struct percpu_rw_semaphore *s) { lg_release(&s->dep_map); }
-static lgk_inline void percpu_down_write(struct percpu_rw_semaphore *s) {
-  lg_acquire(&s->dep_map, LG_EXCLUSIVE, 0, 0);
-}
-static lgk_inline void percpu_up_write(struct percpu_rw_semaphore *s) { lg_release(&s->dep_map); }
+#define percpu_down_read(sem) lg_acquire(&(sem)->dep_map, LG_READ, 0, 0)
+#define percpu_up_read(sem) lg_release(&(sem)->dep_map)
+#define percpu_down_write(sem) lg_acquire(&(sem)->dep_map, LG_EXCLUSIVE, 0, 0)
+#define percpu_up_write(sem) lg_release(&(sem)->dep_map)
 
 /* The CPU hotplug lock, one per program as in the kernel: cpus_read_lock() is a percpu rwsem read. */
 DEFINE_STATIC_PERCPU_RWSEM(cpu_hotplug_lock)
-static lgk_inline void cpus_read_lock(void) { percpu_down_read(&cpu_hotplug_lock); }
-static lgk_inline void cpus_read_unlock(void) { percpu_up_read(&cpu_hotplug_lock); }
-static lgk_inline void cpus_write_lock(void) { percpu_down_write(&cpu_hotplug_lock); }
-static lgk_inline void cpus_write_unlock(void) { percpu_up_write(&cpu_hotplug_lock); }
+#define cpus_read_lock() percpu_down_read(&cpu_hotplug_lock)
+#define cpus_read_unlock() percpu_up_read(&cpu_hotplug_lock)
+#define cpus_write_lock() percpu_down_write(&cpu_hotplug_lock)
+#define cpus_write_unlock() percpu_up_write(&cpu_hotplug_lock)
 #define lockdep_assert_cpus_held() ((void)lg_assert_held(&cpu_hotplug_lock.dep_map))
 
 /* Blocking notifier chains: a chain is an rwsem taken for read while the callbacks run -------- */
@@ -238,16 +211,16 @@ struct blocking_notifier_head {
     lg_lock_init(&x.rwsem.dep_map, #x ".rwsem", &lgk_static_key_);         \
   }
 
-static inline void blocking_notifier_chain_register(struct blocking_notifier_head *nh,
-                                                    struct notifier_block *nb) {
+static __kfunc __maybe_unused void blocking_notifier_chain_register(
+    struct blocking_notifier_head *nh, struct notifier_block *nb) {
   down_write(&nh->rwsem);
   nb->next = nh->head;
   nh->head = nb;
   up_write(&nh->rwsem);
 }
 
-static inline int blocking_notifier_call_chain(struct blocking_notifier_head *nh,
-                                               unsigned long action, void *data) {
+static __kfunc __maybe_unused int blocking_notifier_call_chain(
+    struct blocking_notifier_head *nh, unsigned long action, void *data) {
   int ret = 0;
   down_read(&nh->rwsem);
   for (struct notifier_block *nb = nh->head; nb != NULL; nb = nb->next) {
@@ -270,26 +243,13 @@ struct xarray {
 #define xa_init(xa) lgk_init_at_site_(&(xa)->dep_map, lgk_name_(#xa))
 #define xa_init_named(xa, name) lgk_init_at_site_(&(xa)->dep_map, (name))
 
-static lgk_inline void xa_lock(struct xarray *xa) { lg_acquire(&xa->dep_map, LG_EXCLUSIVE, 0, 0); }
-static lgk_inline void xa_unlock(struct xarray *xa) { lg_release(&xa->dep_map); }
-static lgk_inline void xa_lock_irq(struct xarray *xa) {
-  lg_irq_disable();
-  lg_acquire(&xa->dep_map, LG_EXCLUSIVE, 0, 0);
-}
-static lgk_inline void xa_unlock_irq(struct xarray *xa) {
-  lg_release(&xa->dep_map);
-  lg_irq_enable();
-}
-#define xa_lock_irqsave(xa, flags)                   \
-  do {                                               \
-    (flags) = lg_irq_save();                         \
-    lg_acquire(&(xa)->dep_map, LG_EXCLUSIVE, 0, 0);  \
-  } while (0)
-#define xa_unlock_irqrestore(xa, flags) \
-  do {                                  \
-    lg_release(&(xa)->dep_map);         \
-    lg_irq_restore(flags);              \
-  } while (0)
+#define xa_lock(xa) lg_acquire(&(xa)->dep_map, LG_EXCLUSIVE, 0, 0)
+#define xa_unlock(xa) lg_release(&(xa)->dep_map)
+#define xa_lock_irq(xa) (lg_irq_disable(), lg_acquire(&(xa)->dep_map, LG_EXCLUSIVE, 0, 0))
+#define xa_unlock_irq(xa) (lg_release(&(xa)->dep_map), lg_irq_enable())
+#define xa_lock_irqsave(xa, flags) \
+  ((flags) = lg_irq_save(), lg_acquire(&(xa)->dep_map, LG_EXCLUSIVE, 0, 0))
+#define xa_unlock_irqrestore(xa, flags) (lg_release(&(xa)->dep_map), lg_irq_restore(flags))
 
 /* The __xa_* calls expect the lock held, as in the kernel. */
 static inline void *__xa_store(struct xarray *xa, unsigned long index, void *entry) {
@@ -307,30 +267,38 @@ static inline void *xa_load(struct xarray *xa, unsigned long index) {
 
 /* xa_erase takes the xarray lock as it finds the IRQ state: with IRQs enabled, that marks the
  * lock HARDIRQ-unsafe. xa_erase_irq disables IRQs around it, as an IRQ-safe xarray needs. */
-static lgk_inline void *xa_erase(struct xarray *xa, unsigned long index) {
-  xa_lock(xa);
-  void *old = __xa_erase(xa, index);
-  xa_unlock(xa);
-  return old;
-}
-static lgk_inline void *xa_erase_irq(struct xarray *xa, unsigned long index) {
-  xa_lock_irq(xa);
-  void *old = __xa_erase(xa, index);
-  xa_unlock_irq(xa);
-  return old;
-}
-static lgk_inline void *xa_store(struct xarray *xa, unsigned long index, void *entry) {
-  xa_lock(xa);
-  void *old = __xa_store(xa, index, entry);
-  xa_unlock(xa);
-  return old;
-}
-static lgk_inline void *xa_store_irq(struct xarray *xa, unsigned long index, void *entry) {
-  xa_lock_irq(xa);
-  void *old = __xa_store(xa, index, entry);
-  xa_unlock_irq(xa);
-  return old;
-}
+#define xa_erase(xa, index)                      \
+  ({                                             \
+    struct xarray *xa_ = (xa);                   \
+    xa_lock(xa_);                                \
+    void *old_ = __xa_erase(xa_, (index));       \
+    xa_unlock(xa_);                              \
+    old_;                                        \
+  })
+#define xa_erase_irq(xa, index)                  \
+  ({                                             \
+    struct xarray *xa_ = (xa);                   \
+    xa_lock_irq(xa_);                            \
+    void *old_ = __xa_erase(xa_, (index));       \
+    xa_unlock_irq(xa_);                          \
+    old_;                                        \
+  })
+#define xa_store(xa, index, entry)                   \
+  ({                                                 \
+    struct xarray *xa_ = (xa);                       \
+    xa_lock(xa_);                                    \
+    void *old_ = __xa_store(xa_, (index), (entry));  \
+    xa_unlock(xa_);                                  \
+    old_;                                            \
+  })
+#define xa_store_irq(xa, index, entry)               \
+  ({                                                 \
+    struct xarray *xa_ = (xa);                       \
+    xa_lock_irq(xa_);                                \
+    void *old_ = __xa_store(xa_, (index), (entry));  \
+    xa_unlock_irq(xa_);                              \
+    old_;                                            \
+  })
 
 /* Lists and memory ------------------------------------------------------------------------------ */
 

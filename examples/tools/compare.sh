@@ -40,6 +40,27 @@ seconds() {
   echo "$start $end" | awk '{printf "%.2f", $2 - $1}'
 }
 
+# median3 COMMAND...: the median wall time of three runs
+median3() {
+  { seconds "$@"; echo; seconds "$@"; echo; seconds "$@"; echo; } | sort -n | sed -n 2p
+}
+
+# What each tool said about the last run (first line of each distinct report kind).
+lockgraph_said() {
+  grep -E '^WARNING: ' "$work/last.err" | sed -E 's/^WARNING: //; s|^[^ ]+/[0-9]+ still|<thread>/<tid> still|' |
+    sort -u | paste -sd ';'
+}
+tsan_said() {
+  grep -E 'WARNING: ThreadSanitizer: ' "$work/last.err" | sed 's/.*ThreadSanitizer: //; s/ (pid=.*//' |
+    sort -u | paste -sd ';'
+}
+helgrind_said() {
+  grep -E '^==[0-9]+== Thread #[0-9]+' "$work/last.err" |
+    grep -vE "is the program's root thread|was created" |
+    sed -E "s/^==[0-9]+== Thread #[0-9]+(: |'s | )//; s/ at 0x[0-9A-F]+//" |
+    sed -E 's/"0x[0-9A-F]+ before 0x[0-9A-F]+"/"A before B"/' | sort -u | paste -sd ';'
+}
+
 echo "| program | lockgraph reports | time | TSan reports | time | Helgrind reports | time |"
 echo "|---|---|---|---|---|---|---|"
 for e in $examples $lifecycle; do
@@ -57,11 +78,27 @@ for e in $examples $lifecycle; do
 done
 
 echo
-echo "Overhead workload: bank_transfer_fixed $rounds (2 threads x $rounds transfers, 4 lock ops each)"
+echo "What each tool said about the lock-lifetime programs:"
+echo
+echo "| program | lockgraph | TSan | Helgrind |"
+echo "|---|---|---|---|"
+for p in $lifecycle; do
+  seconds "$cli" run -- "$work/plain_$p" >/dev/null
+  l=$(lockgraph_said)
+  seconds "$work/tsan_$p" >/dev/null
+  t=$(tsan_said)
+  seconds valgrind --tool=helgrind "$work/plain_$p" >/dev/null
+  h=$(helgrind_said)
+  echo "| $p | ${l:--} | ${t:--} | ${h:--} |"
+done
+
+echo
+echo "Overhead workload: bank_transfer_fixed $rounds (2 threads, one after the other, $rounds"
+echo "transfers each, 4 lock calls per transfer); median of three runs"
 echo
 echo "| run | time |"
 echo "|---|---|"
-echo "| native | $(seconds "$build/examples/bank_transfer_fixed" "$rounds")s |"
-echo "| lockgraph run | $(seconds "$cli" run -- "$build/examples/bank_transfer_fixed" "$rounds")s |"
-echo "| TSan | $(seconds "$work/tsan_bank_transfer_fixed" "$rounds")s |"
-echo "| Helgrind | $(seconds valgrind --tool=helgrind "$work/plain_bank_transfer_fixed" "$rounds")s |"
+echo "| native | $(median3 "$work/plain_bank_transfer_fixed" "$rounds")s |"
+echo "| lockgraph run | $(median3 "$cli" run -- "$work/plain_bank_transfer_fixed" "$rounds")s |"
+echo "| TSan | $(median3 "$work/tsan_bank_transfer_fixed" "$rounds")s |"
+echo "| Helgrind | $(median3 valgrind --tool=helgrind "$work/plain_bank_transfer_fixed" "$rounds")s |"

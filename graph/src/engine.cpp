@@ -44,6 +44,7 @@ constexpr std::size_t kInstanceShards = 64;
 constexpr std::size_t kDestroyedKeptPerShard = 1024;  // remembered destroyed locks per shard
 constexpr std::size_t kPairCacheSize = 1024;          // per-thread validated same-class pairs
 constexpr std::size_t kInstanceCacheSize = 64;        // per-thread lock -> instance cache
+constexpr std::size_t kChainStepCacheSize = 64;       // per-thread memoised acquisitions
 
 std::uint64_t MixKey(std::uint64_t h, std::uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
@@ -148,8 +149,27 @@ struct ThreadState::Impl {
     std::uint64_t epoch = 0;
   };
   std::array<CachedInstance, kInstanceCacheSize> instance_cache{};
+  std::uint32_t unflushed_hits = 0;  // chain-cache hits not yet added to the engine's count
+
+  // Memoised acquisitions: (chain so far, lock, request) -> the resulting held lock. Valid while
+  // the lock's shard epoch and this thread's interrupt-state epoch are unchanged: usage bits
+  // only grow and validated chains stay validated, so nothing else can make an entry stale.
+  struct ChainStep {
+    std::uint64_t top_key = 0;
+    LockId lock = kNoLock;
+    std::uint64_t shard_epoch = 0;
+    std::uint64_t irq_epoch = 0;
+    std::uint64_t chain_key = 0;
+    ClassId cls = kNoClass;
+    std::uint32_t serial = 0;
+    std::uint16_t request_bits = 0;
+    std::uint8_t flags = 0;
+  };
+  std::array<ChainStep, kChainStepCacheSize> steps{};
+  std::uint64_t irq_epoch = 1;  // bumped on every change of interrupt context or enable state
 
   void RecomputeEnabled() {
+    ++irq_epoch;
     ContextMask e = ~disabled;
     if (softirq_disable > 0 || in_mask.Test(kSoftirqContext)) e.Clear(kSoftirqContext);
     if (in_mask.Test(kHardirqContext)) e.Clear(kHardirqContext);
@@ -1096,22 +1116,106 @@ ClassId Engine::LockClass(LockId lock) const {
   return it == shard.map.end() || it->second.destroyed ? kNoClass : it->second.cls;
 }
 
+namespace {
+
+// The part of an acquisition that takes the graph lock: new usage bits, a new chain, or
+// same-class instances to check. Kept out of line so the fast path stays small.
+[[gnu::noinline]] void AcquireSlow(Engine::Impl& e, AcquireContext& ac, const HeldLock& h,
+                                   const Usage& needed, bool new_usage, bool cached,
+                                   std::uint8_t chain_flags, bool same_class_work,
+                                   std::vector<Finding>* pending) {
+  std::lock_guard<std::mutex> g(e.graph_mu);
+  if (!e.enabled.load(std::memory_order_relaxed)) return;
+  Validator v(&e, pending);
+  if (new_usage) v.MarkUsage(ac, h, needed);
+  if (!cached) {
+    // Trylocks are not validated (they cannot block) but stay part of the chain.
+    chain_flags = ac.request->trylock ? 0 : v.ValidateChain(ac, h);
+    e.chains.Insert(h.chain_key, chain_flags);
+    e.CheckMemory();
+  } else if (same_class_work) {
+    v.CheckSameInstance(ac, h);
+  }
+  if ((chain_flags & ChainCache::kSameClass) && !e.strict.load(std::memory_order_relaxed)) {
+    v.CheckInstanceOrder(ac, h);
+  }
+}
+
+[[gnu::noinline]] void ReportUseOfDestroyed(Engine::Impl& e, AcquireContext& ac, const HeldLock& h,
+                                            const InstanceRec& inst,
+                                            std::vector<Finding>* pending) {
+  std::lock_guard<std::mutex> g(e.graph_mu);
+  Finding f = LifecycleFinding(&e, FindingKind::kUseOfDestroyedLock,
+                               "use of destroyed lock detected!", *ac.thread);
+  f.target = e.Describe(h);
+  f.has_target = true;
+  f.target_stack = ac.Stack();
+  f.destroy_ip = inst.destroy_ip;
+  f.destroy_stack = inst.destroy_stack;
+  f.classes = {f.target.name};
+  f.fingerprint = FingerprintOf(f.kind, f.classes);
+  e.Emit(pending, std::move(f));
+}
+
+}  // namespace
+
 void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
   Impl& e = *impl_;
   if (!e.enabled.load(std::memory_order_relaxed)) return;
   ThreadState::Impl& t = *thread.impl_;
+
+  // Fastest path: this exact step (same chain so far, same lock, same request) was taken
+  // before and nothing it depended on has changed.
+  const std::uint64_t top = t.TopKey();
+  const bool nested = request.nest_lock != kNoLock && thread.Holds(request.nest_lock);
+  const auto request_bits = static_cast<std::uint16_t>(
+      static_cast<unsigned>(request.mode) | (unsigned(request.trylock) << 2) |
+      (unsigned(request.subclass) << 3) | (unsigned(nested) << 7));
+  InstanceShard& shard = e.ShardOf(request.lock);
+  // Two candidate slots per step, so two hot steps that collide do not evict each other.
+  const std::uint64_t step_hash = MixKey(top, request.lock);
+  auto* step = &t.steps[step_hash % kChainStepCacheSize];
+  if (step->lock != request.lock || step->top_key != top) {
+    step = &t.steps[(step_hash >> 32) % kChainStepCacheSize];
+  }
+  const std::uint64_t shard_epoch = shard.epoch.load(std::memory_order_acquire);
+  if (step->lock == request.lock && step->top_key == top && step->request_bits == request_bits &&
+      step->irq_epoch == t.irq_epoch && step->shard_epoch == shard_epoch &&
+      t.held.size() - t.frame().held_base < e.options.max_held_locks) {
+    HeldLock h;
+    h.lock = request.lock;
+    h.cls = step->cls;
+    h.serial = step->serial;
+    h.mode = request.mode;
+    h.trylock = request.trylock;
+    h.nest_lock = nested ? request.nest_lock : kNoLock;
+    h.ip = request.ip;
+    h.frame = static_cast<std::uint32_t>(t.frames.size() - 1);
+    h.chain_key = step->chain_key;
+    if (!(step->flags & ChainCache::kSameClass) ||
+        !SameClassNeedsCheck(t, h, e.strict.load(std::memory_order_relaxed))) {
+      if (++t.unflushed_hits == 4096) {
+        e.cache_hits.fetch_add(t.unflushed_hits, std::memory_order_relaxed);
+        t.unflushed_hits = 0;
+      }
+      t.held.push_back(h);
+      return;
+    }
+  }
+
   AcquireContext ac{&e, &t, &request};
   std::vector<Finding> pending;
 
   // The instance and its class: from the thread's cache while the shard is unchanged.
   InstanceRec inst;
   bool destroyed = false;
-  InstanceShard& shard = e.ShardOf(request.lock);
+  std::uint64_t inst_epoch = 0;
   auto& cached_inst = t.instance_cache[(request.lock >> 4) % kInstanceCacheSize];
   if (cached_inst.lock == request.lock &&
-      cached_inst.epoch == shard.epoch.load(std::memory_order_acquire)) {
+      cached_inst.epoch == shard_epoch) {
     inst.cls = cached_inst.cls;
     inst.serial = cached_inst.serial;
+    inst_epoch = shard_epoch;
   } else {
     std::lock_guard<std::mutex> g(shard.mu);
     auto [it, inserted] = shard.map.try_emplace(request.lock);
@@ -1121,9 +1225,9 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
     }
     inst = it->second;
     destroyed = inst.destroyed;
+    inst_epoch = shard.epoch.load(std::memory_order_relaxed);
     if (!destroyed && inst.cls != kNoClass) {
-      cached_inst = {request.lock, inst.cls, inst.serial,
-                     shard.epoch.load(std::memory_order_relaxed)};
+      cached_inst = {request.lock, inst.cls, inst.serial, inst_epoch};
     }
   }
   if (inst.cls == kNoClass) {
@@ -1148,21 +1252,9 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
   h.trylock = request.trylock;
   h.ip = request.ip;
   h.frame = static_cast<std::uint32_t>(t.frames.size() - 1);
-  if (request.nest_lock != kNoLock && thread.Holds(request.nest_lock)) h.nest_lock = request.nest_lock;
+  if (nested) h.nest_lock = request.nest_lock;
 
-  if (destroyed) {
-    std::lock_guard<std::mutex> g(e.graph_mu);
-    Finding f = LifecycleFinding(&e, FindingKind::kUseOfDestroyedLock,
-                                 "use of destroyed lock detected!", t);
-    f.target = e.Describe(h);
-    f.has_target = true;
-    f.target_stack = ac.Stack();
-    f.destroy_ip = inst.destroy_ip;
-    f.destroy_stack = inst.destroy_stack;
-    f.classes = {f.target.name};
-    f.fingerprint = FingerprintOf(f.kind, f.classes);
-    e.Emit(&pending, std::move(f));
-  }
+  if (destroyed) ReportUseOfDestroyed(e, ac, h, inst, &pending);
 
   const std::size_t depth = t.held.size() - t.frame().held_base;
   if (depth >= e.options.max_held_locks) {
@@ -1183,34 +1275,34 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
     new_usage = !(needed[kind] & ~crec.UsageMask(kind)).Empty();
   }
 
-  h.chain_key = MixKey(t.TopKey(), std::uint64_t{cls} | (std::uint64_t(request.mode) << 32) |
+  h.chain_key = MixKey(top, std::uint64_t{cls} | (std::uint64_t(request.mode) << 32) |
                                       (std::uint64_t(request.trylock) << 34) |
                                       (std::uint64_t(h.nest_lock != kNoLock) << 35));
   std::uint8_t chain_flags = 0;
   const bool cached = e.chains.Find(h.chain_key, &chain_flags);
-  if (cached) e.cache_hits.fetch_add(1, std::memory_order_relaxed);
+  if (cached && ++t.unflushed_hits == 4096) {  // batched: no shared cache line per hit
+    e.cache_hits.fetch_add(t.unflushed_hits, std::memory_order_relaxed);
+    t.unflushed_hits = 0;
+  }
 
   bool same_class_work = cached && (chain_flags & ChainCache::kSameClass) &&
                          SameClassNeedsCheck(t, h, e.strict.load(std::memory_order_relaxed));
   if (new_usage || !cached || same_class_work) {
-    std::lock_guard<std::mutex> g(e.graph_mu);
-    if (e.enabled.load(std::memory_order_relaxed)) {
-      Validator v(&e, &pending);
-      if (new_usage) v.MarkUsage(ac, h, needed);
-      if (!cached) {
-        // Trylocks are not validated (they cannot block) but stay part of the chain.
-        chain_flags = request.trylock ? 0 : v.ValidateChain(ac, h);
-        e.chains.Insert(h.chain_key, chain_flags);
-        e.CheckMemory();
-      } else if (same_class_work) {
-        v.CheckSameInstance(ac, h);
-      }
-      if ((chain_flags & ChainCache::kSameClass) && !e.strict.load(std::memory_order_relaxed)) {
-        v.CheckInstanceOrder(ac, h);
-      }
-    }
+    AcquireSlow(e, ac, h, needed, new_usage, cached, chain_flags, same_class_work, &pending);
+    if (!cached) e.chains.Find(h.chain_key, &chain_flags);  // the flags validation settled on
   }
   t.held.push_back(h);
+  // Memoise the step: its usage bits are set and its chain is validated now.
+  if (!destroyed && inst.cls != kNoClass && inst_epoch != 0 &&
+      e.enabled.load(std::memory_order_relaxed)) {
+    // Prefer the first slot unless it holds another step; then take the second.
+    auto* slot = &t.steps[step_hash % kChainStepCacheSize];
+    if (slot->lock != kNoLock && (slot->lock != request.lock || slot->top_key != top)) {
+      slot = &t.steps[(step_hash >> 32) % kChainStepCacheSize];
+    }
+    *slot = {top, request.lock, inst_epoch, t.irq_epoch, h.chain_key, cls, inst.serial,
+             request_bits, chain_flags};
+  }
   if (!pending.empty()) e.Deliver(pending);
 }
 

@@ -247,9 +247,7 @@ void ReportWriter::IrqSafeToUnsafe() {
   DependencyList(f_.backward_path, f_.safe_lock);
   Line();
   Line("the dependencies between the lock to be acquired and " + ctx + "-irq-unsafe lock:");
-  std::vector<ReportedDependency> forward = f_.chain;  // prev -> next first, then onwards
-  forward.insert(forward.end(), f_.forward_path.begin(), f_.forward_path.end());
-  DependencyList(forward, prev);
+  DependencyList(f_.forward_path, f_.target.name);
   Backtrace();
 }
 

@@ -273,7 +273,8 @@ TEST(Irq, SafeToUnsafeOrderIsReportedWithoutTheInterruptLanding) {
   EXPECT_THAT(r, HasSubstr(" (i_pages) -> (shadow_nodes.xa)"));
   EXPECT_THAT(r, HasSubstr("<Interrupt>"));
   EXPECT_THAT(r, HasSubstr("the dependencies between HARDIRQ-irq-safe lock and the holding lock:"));
-  EXPECT_THAT(r, HasSubstr("the dependencies between the lock to be acquired and HARDIRQ-irq-unsafe lock:"));
+  EXPECT_THAT(r, HasSubstr("the dependencies between the lock to be acquired and HARDIRQ-irq-unsafe lock:\n"
+                           " -> (shadow_nodes.xa)\n"));
 }
 
 TEST(Irq, SafeToUnsafeThroughAChainIsReported) {
@@ -400,6 +401,14 @@ TEST(Lifecycle, DoubleUnlockIsBadUnlockBalance) {
   ASSERT_EQ(h.Headlines(), std::vector<std::string>{"bad unlock balance detected!"});
   EXPECT_THAT(h.findings()[0].classes, ElementsAre("A"));
   EXPECT_THAT(h.reports()[0], HasSubstr("but there are no more locks to release!"));
+}
+
+TEST(Lifecycle, BadUnlockOfTwoDifferentLocksIsReportedTwice) {
+  Harness h;
+  h.Lock("X");
+  h.Lock("Y");
+  h.U(0, "X").U(0, "Y").U(0, "X");
+  EXPECT_EQ(h.Count(FindingKind::kBadUnlockBalance), 2u);
 }
 
 TEST(Lifecycle, InitOfAHeldLockIsReported) {

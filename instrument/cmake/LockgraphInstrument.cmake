@@ -1,4 +1,4 @@
-# lockgraph_instrument(<target> [CONFIG <file>] [OPTIONS <tool options>...])
+# lockgraph_instrument(<target> [CONFIG <file>...] [OPTIONS <tool options>...])
 #
 # Builds <target> from instrumented copies of its C and C++ sources: at build time each source is
 # run through lockgraph-instrument (with the target's include directories, definitions and language
@@ -11,7 +11,7 @@
 # The instrumented copy is remade when its source, the config or the tool changes; a change to a
 # header only is not seen (touch the source, or rebuild clean).
 function(lockgraph_instrument target)
-  cmake_parse_arguments(ARG "" "CONFIG" "OPTIONS" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "CONFIG;OPTIONS" ${ARGN})
   if(NOT TARGET ${target})
     message(FATAL_ERROR "lockgraph_instrument: '${target}' is not a target")
   endif()
@@ -37,18 +37,18 @@ function(lockgraph_instrument target)
   set(out_dir ${CMAKE_CURRENT_BINARY_DIR}/lockgraph-instrumented/${target})
   set(config_args)
   set(config_dep)
-  if(ARG_CONFIG)
-    get_filename_component(config ${ARG_CONFIG} ABSOLUTE)
-    set(config_args --config ${config})
-    set(config_dep ${config})
-  endif()
+  foreach(file IN LISTS ARG_CONFIG)
+    get_filename_component(config ${file} ABSOLUTE)
+    list(APPEND config_args --config ${config})
+    list(APPEND config_dep ${config})
+  endforeach()
 
   # The flags the target's own compile would use, as far as they matter to parsing.
   set(includes "$<TARGET_PROPERTY:${target},INCLUDE_DIRECTORIES>")
   set(defines "$<TARGET_PROPERTY:${target},COMPILE_DEFINITIONS>")
   set(flags
-    "$<$<BOOL:${includes}>:-I$<JOIN:${includes},;-I>>"
-    "$<$<BOOL:${defines}>:-D$<JOIN:${defines},;-D>>")
+    "$<$<BOOL:${includes}>:-I$<JOIN:${includes},$<SEMICOLON>-I>>"
+    "$<$<BOOL:${defines}>:-D$<JOIN:${defines},$<SEMICOLON>-D>>")
   get_target_property(cxx_standard ${target} CXX_STANDARD)
   if(NOT cxx_standard AND CMAKE_CXX_STANDARD)
     set(cxx_standard ${CMAKE_CXX_STANDARD})

@@ -119,7 +119,7 @@ bool HasLockAttrs(const FunctionDecl* fd) {
 }
 
 // The C and C++ helpers every instrumented file starts with. They call only the C API.
-std::string Prologue(bool cxx, const std::string& original_path) {
+std::string Prologue(bool cxx, const std::string& original_path, bool keep_interposers) {
   std::string p;
   p += kMarker;
   p += " from " + original_path + "; do not edit */\n";
@@ -155,6 +155,12 @@ std::string Prologue(bool cxx, const std::string& original_path) {
        "}\n"
        "static inline void lg_instr_hardirq_exit_(int *unused) { (void)unused; lg_hardirq_exit(); }\n"
        "static inline void lg_instr_softirq_exit_(int *unused) { (void)unused; lg_softirq_exit(); }\n";
+  if (!keep_interposers) {
+    // The instrumented calls report every pthread and std lock already; the interposers of a
+    // preloaded or linked liblockgraph would report each a second time.
+    p += "static void lg_instr_interposers_off_(void) __attribute__((constructor(101)));\n"
+         "static void lg_instr_interposers_off_(void) { (void)lg_set_option(\"intercept\", \"0\"); }\n";
+  }
   if (cxx) {
     p += "template <class T> static inline T lg_instr_try_nz_(T r, const void *lock, unsigned f) {\n"
          "  if (r) lg_acquire(lock, f | LG_TRY, 0, 0);\n"
@@ -272,7 +278,7 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
             "'" + original_path + "' is already lockgraph-instrument output");
       return std::nullopt;
     }
-    std::string head = Prologue(lo_.CPlusPlus, original_path);
+    std::string head = Prologue(lo_.CPlusPlus, original_path, options_.keep_interposers);
     for (const auto& [symbol, external] : keys_) {
       if (external) {
         head += "__attribute__((weak, visibility(\"default\"))) lg_class_key " + symbol + ";\n";
@@ -338,6 +344,13 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
       info = ci_.getPreprocessor().getMacroInfo(first.getIdentifierInfo());
     }
     return false;
+  }
+
+  // Emits what had to wait for the whole AST: guard method calls and config-named macros.
+  void ProcessDeferred() {
+    for (const auto& [call, callee] : guard_calls_) OnGuardMethod(call, callee);
+    guard_calls_.clear();
+    ProcessMacros();
   }
 
   // Emits the events of the config-named macros, once the AST tells what their arguments are.
@@ -513,6 +526,7 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
     e = e->IgnoreParenImpCasts();
     if (const auto* me = dyn_cast<MemberExpr>(e)) {
       if (const auto* fd = dyn_cast<FieldDecl>(me->getMemberDecl())) {
+        if (std::optional<LockClass> c = ClassOfGlobalMember(me)) return c;
         return MakeClass(RecordName(fd->getParent()) + "::" + fd->getNameAsString(), true);
       }
       if (const auto* vd = dyn_cast<VarDecl>(me->getMemberDecl())) return ClassOfVar(vd, encl);
@@ -530,6 +544,24 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
       }
     }
     return std::nullopt;
+  }
+
+  // A member of a named global object, reached without a pointer: "<object>.<field>"
+  // (shadow_nodes.xa), so that two global objects of one type keep distinct classes.
+  std::optional<LockClass> ClassOfGlobalMember(const MemberExpr* me) {
+    std::string path;
+    const Expr* e = me;
+    while (const auto* m = dyn_cast<MemberExpr>(e)) {
+      if (m->isArrow() || !isa<FieldDecl>(m->getMemberDecl())) return std::nullopt;
+      path = "." + m->getMemberDecl()->getNameAsString() + path;
+      e = m->getBase()->IgnoreParenImpCasts();
+    }
+    const auto* ref = dyn_cast<DeclRefExpr>(e);
+    const auto* vd = ref ? dyn_cast<VarDecl>(ref->getDecl()) : nullptr;
+    if (!vd || !vd->hasGlobalStorage() || vd->isStaticLocal() || vd->getType()->isReferenceType()) {
+      return std::nullopt;
+    }
+    return MakeClass(vd->getQualifiedNameAsString() + path, vd->isExternallyVisible());
   }
 
   std::optional<LockClass> ClassOfVar(const VarDecl* vd, const FunctionDecl* encl) {
@@ -629,7 +661,11 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
     if (IsLockPrimitive(encl)) return;
 
     const auto* member_call = dyn_cast<CXXMemberCallExpr>(call);
-    if (member_call && OnGuardMethod(member_call, callee)) return;
+    if (member_call && IsGuardObject(member_call)) {
+      // Guards are matched in no fixed order relative to calls: handled once all are known.
+      guard_calls_.emplace_back(member_call, callee);
+      return;
+    }
 
     std::string name = callee->getIdentifier() ? callee->getName().str() : "";
     const FunctionSpec* spec = name.empty() ? nullptr : config_.Find(name);
@@ -989,6 +1025,18 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
     std::vector<std::string> scopes;  // helper variable names, one per lock
   };
 
+  // Whether a member call is on a local std lock guard or scoped-capability object.
+  bool IsGuardObject(const CXXMemberCallExpr* call) const {
+    const auto* ref = dyn_cast<DeclRefExpr>(call->getImplicitObjectArgument()->IgnoreParenImpCasts());
+    const auto* var = ref ? dyn_cast<VarDecl>(ref->getDecl()) : nullptr;
+    if (!var || !var->hasLocalStorage()) return false;
+    const CXXRecordDecl* record = RecordOf(var->getType());
+    if (!record) return false;
+    std::string type = record->getQualifiedNameAsString();
+    return type == "std::unique_lock" || type == "std::shared_lock" || type == "std::lock_guard" ||
+           type == "std::scoped_lock" || record->hasAttr<ScopedLockableAttr>();
+  }
+
   // Calls on a mirrored guard variable: ul.unlock(), ul.lock(), ul.try_lock(), ul.release().
   bool OnGuardMethod(const CXXMemberCallExpr* call, const FunctionDecl* callee) {
     const auto* ref = dyn_cast<DeclRefExpr>(call->getImplicitObjectArgument()->IgnoreParenImpCasts());
@@ -1128,7 +1176,9 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
     std::string what = "guard '" + var->getNameAsString() + "' of '" + type + "' on ";
     for (size_t i = 0; i < locks.size(); ++i) {
       std::string lock = AddressText(locks[i]);
-      std::optional<LockClass> cls = ClassOfObject(locks[i], encl);
+      std::optional<LockClass> cls = locks[i]->getType()->isPointerType()
+                                         ? ClassOfPointer(locks[i], encl)
+                                         : ClassOfObject(locks[i], encl);
       std::string scope = "lg_scope_" + var->getNameAsString() + "_" +
                           std::to_string(sm_.getFileOffset(r.getBegin())) +
                           (locks.size() > 1 ? "_" + std::to_string(i) : "");
@@ -1222,6 +1272,7 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
   }
 
   std::vector<MacroUse> macro_uses_;
+  std::vector<std::pair<const CXXMemberCallExpr*, const FunctionDecl*>> guard_calls_;
   const Config& config_;
   const Options& options_;
   CompilerInstance& ci_;
@@ -1259,6 +1310,18 @@ class InstrumentAction : public ASTFrontendAction {
   InstrumentAction(const Config& config, const Options& options, Results& results)
       : config_(config), options_(options), results_(results) {}
 
+  // Refuses the tool's own output before parsing it (its runtime include may not resolve).
+  bool BeginSourceFileAction(CompilerInstance& ci) override {
+    SourceManager& sm = ci.getSourceManager();
+    if (sm.getBufferData(sm.getMainFileID()).contains(kMarker)) {
+      const std::string input = OriginalPath(ci);
+      llvm::errs() << input << ": error: '" << input << "' is already lockgraph-instrument output\n";
+      results_.failed.push_back(input);
+      return false;
+    }
+    return true;
+  }
+
   std::unique_ptr<ASTConsumer> CreateASTConsumer(CompilerInstance& ci, StringRef file) override {
     tu_ = std::make_unique<TuInstrumenter>(config_, options_, ci);
     tu_->Register(finder_);
@@ -1273,7 +1336,7 @@ class InstrumentAction : public ASTFrontendAction {
       results_.failed.push_back(input);
       return;
     }
-    tu_->ProcessMacros();
+    tu_->ProcessDeferred();
     std::vector<Point>& points = tu_->points();
     std::stable_sort(points.begin(), points.end(),
                      [](const Point& a, const Point& b) { return a.offset < b.offset; });

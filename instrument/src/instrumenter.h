@@ -18,6 +18,7 @@ struct Options {
   bool dry_run = false;    // list what would be instrumented, write nothing
   bool std_locks = true;   // std::mutex family, std lock guards, std::lock
   bool capabilities = true;  // Clang thread-safety capability attributes
+  bool keep_interposers = false;  // else the output turns the runtime's pthread interposers off
 };
 
 // What happened to each input file, for the exit code and the summary.

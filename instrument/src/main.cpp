@@ -44,6 +44,12 @@ cl::opt<bool> capabilities("capabilities",
                                     "attributes (default on)"),
                            cl::init(true), cl::cat(category));
 
+cl::opt<bool> keep_interposers(
+    "keep-interposers",
+    cl::desc("Leave liblockgraph's pthread interposers on in the instrumented program (by default "
+             "it turns them off, as the instrumented calls already report each lock)"),
+    cl::cat(category));
+
 cl::extrahelp common_help(clang::tooling::CommonOptionsParser::HelpMessage);
 cl::extrahelp examples(R"(
 Examples:
@@ -84,6 +90,7 @@ int main(int argc, const char** argv) {
   options.dry_run = dry_run;
   options.std_locks = std_locks;
   options.capabilities = capabilities;
+  options.keep_interposers = keep_interposers;
   auto absolute = [](const std::string& p) {
     llvm::SmallString<256> path(p.empty() ? "." : p);
     llvm::sys::fs::make_absolute(path);

@@ -1,0 +1,311 @@
+// lockgraph-instrument as a user meets it: what --dry-run lists, what the rewritten file calls,
+// its errors, and what instrumented un-annotated programs report when they run.
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Outcome {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void WriteFile(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+fs::path WorkDir(const std::string& test) {
+  fs::path dir = fs::path(LGI_WORK) / test;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// Runs a shell command, capturing stdout and stderr separately.
+Outcome RunCommand(const std::string& command, const fs::path& dir) {
+  const fs::path out = dir / "stdout.txt";
+  const fs::path err = dir / "stderr.txt";
+  const std::string full = command + " >'" + out.string() + "' 2>'" + err.string() + "'";
+  int status = std::system(full.c_str());
+  Outcome o;
+  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  o.out = ReadFile(out);
+  o.err = ReadFile(err);
+  return o;
+}
+
+std::string Tool() { return LGI_TOOL; }
+std::string Fixture(const std::string& name) { return std::string(LGI_FIXTURES) + "/" + name; }
+
+std::string KernelTwinArgs() {
+  return " --config " + std::string(LGI_KERNEL_CONF) + " --config " +
+         Fixture("list_lru_reparent.conf") + " " + Fixture("list_lru_reparent.c") + " -- -std=gnu11";
+}
+
+// The lines of a lockdep report that say what was found: headlines and the dependency and
+// lock lines naming classes ("(a) -> (b)"), without addresses, pids or stacks.
+std::vector<std::string> Findings(const std::string& report) {
+  std::vector<std::string> lines;
+  std::istringstream in(report);
+  std::string line;
+  bool next_is_dependency = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("WARNING:", 0) == 0) lines.push_back(line);
+    if (next_is_dependency) lines.push_back(line);
+    next_is_dependency = line.find("would create a new lock dependency") != std::string::npos;
+  }
+  return lines;
+}
+
+TEST(InstrumentDryRun, ListsKernelCallsWithDeclarationNamedClasses) {
+  fs::path dir = WorkDir("dry_kernel");
+  Outcome o = RunCommand(Tool() + " --dry-run" + KernelTwinArgs(), dir);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("list_lru_reparent.c:114:3: lock_init 'xa_init' on '&shadow_nodes.xa' "
+                       "(class 'shadow_nodes.xa')"),
+            std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("lock_init 'xa_init' on '&mapping.i_pages' (class 'address_space::i_pages')"),
+            std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("lock_irq 'xa_lock_irq' on '&mapping->i_pages' LG_EXCLUSIVE "
+                       "(class 'address_space::i_pages')"),
+            std::string::npos)
+      << o.out;
+  // A do { } while (0) macro from the config, reached through another macro.
+  EXPECT_NE(o.out.find("lock_irqsave 'xa_lock_irqsave' on '&lru->xa' LG_EXCLUSIVE "
+                       "(class 'list_lru::xa')"),
+            std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("lock_unlock 'xa_erase' on '&lru->xa'"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("hardirq_handler 'folio_end_writeback'"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("\n10 instrumentation points\n"), std::string::npos) << o.out;
+  EXPECT_EQ(o.err, "");
+}
+
+TEST(InstrumentDryRun, ListsStdGuardsAndCapabilityFunctions) {
+  fs::path dir = WorkDir("dry_cxx");
+  Outcome o = RunCommand(Tool() + " --dry-run " + Fixture("ledger.cpp") + " -- -std=c++20", dir);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  for (const char* expected : {
+           "ledger.cpp:43:12: global lock 'ledger_mutex' (class 'ledger_mutex')",
+           "ledger.cpp:47:31: guard 'ledger' of 'std::lock_guard' on 'ledger_mutex' "
+           "(class 'ledger_mutex')",
+           "ledger.cpp:48:13: guard 'guard' of 'SpinGuard' on '&account.balance_lock' "
+           "(class 'Account::balance_lock')",
+           "ledger.cpp:54:3: lock 'Lock' on '&account.balance_lock' LG_EXCLUSIVE "
+           "(class 'Account::balance_lock')",
+           "ledger.cpp:55:32: guard 'ledger' of 'std::unique_lock' on 'ledger_mutex'",
+           "ledger.cpp:57:3: guard call 'ledger.unlock'",
+           "ledger.cpp:59:3: unlock 'Unlock' on '&account.balance_lock'",
+           "ledger.cpp:71:7: trylock 'TryLock' on '&account.balance_lock'",
+       }) {
+    EXPECT_NE(o.out.find(expected), std::string::npos) << "missing: " << expected << "\n" << o.out;
+  }
+  // Lock() inside SpinGuard's constructor is the guard's own work: its callers are instrumented.
+  EXPECT_EQ(o.out.find("ledger.cpp:30:"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("\n9 instrumentation points\n"), std::string::npos) << o.out;
+}
+
+TEST(InstrumentRewrite, KeepsTheRealCallsAndWritesOnlyTheOutputDirectory) {
+  fs::path dir = WorkDir("rewrite");
+  const std::string before = ReadFile(Fixture("list_lru_reparent.c"));
+  Outcome o = RunCommand(Tool() + " -o " + (dir / "out").string() + " --root " + LGI_FIXTURES +
+                      KernelTwinArgs(),
+                  dir);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(ReadFile(Fixture("list_lru_reparent.c")), before);
+  const std::string text = ReadFile(dir / "out" / "list_lru_reparent.c");
+  ASSERT_FALSE(text.empty());
+  EXPECT_NE(text.find("#include <lockgraph/lockgraph.h>"), std::string::npos);
+  EXPECT_NE(text.find("#line 1 \"" + Fixture("list_lru_reparent.c") + "\""), std::string::npos);
+  EXPECT_NE(text.find("#include \"" + Fixture("plain_kernel.h") + "\""), std::string::npos);
+  EXPECT_NE(text.find("(lg_irq_disable(), lg_instr_hint_(&mapping->i_pages, "
+                      "\"address_space::i_pages\", &lg_key_address_space__i_pages_"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("lg_acquire(&mapping->i_pages, LG_EXCLUSIVE, 0, 0), "
+                      "xa_lock_irq(&mapping->i_pages));"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("(lg_release(&mapping->i_pages), lg_irq_enable(), "
+                      "xa_unlock_irq(&mapping->i_pages));"),
+            std::string::npos)
+      << text;
+  // A statement macro gets its events in a block with it.
+  EXPECT_NE(text.find("{ lg_release(&lru->xa), lg_irq_restore(lg_instr_irq_pop_()); "
+                      "xa_unlock_irqrestore(&lru->xa, flags); }"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("lg_lock_init_site(&shadow_nodes.xa, \"shadow_nodes.xa\", "
+                      "&lg_key_shadow_nodes_xa_"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("{ __attribute__((cleanup(lg_instr_hardirq_exit_), unused)) int "
+                      "lg_instr_hardirq_ = (lg_hardirq_enter(), 0);"),
+            std::string::npos)
+      << text;
+
+  // Its own output is refused.
+  Outcome again = RunCommand(Tool() + " -o " + (dir / "again").string() + " " +
+                          (dir / "out" / "list_lru_reparent.c").string() + " -- -std=gnu11",
+                      dir);
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("is already lockgraph-instrument output"), std::string::npos) << again.err;
+}
+
+TEST(InstrumentErrors, FileThatDoesNotParseGetsTheCompilerDiagnosticAndNoOutput) {
+  fs::path dir = WorkDir("parse_error");
+  WriteFile(dir / "src" / "broken.c", "int main(void) {\n  return undeclared_thing;\n}\n");
+  Outcome o = RunCommand(Tool() + " -o " + (dir / "out").string() + " --root " + (dir / "src").string() +
+                      " " + (dir / "src" / "broken.c").string() + " --",
+                  dir);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("broken.c:2:10: error: use of undeclared identifier 'undeclared_thing'"),
+            std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find("lockgraph-instrument: error: '" + (dir / "src" / "broken.c").string() +
+                       "' was not instrumented"),
+            std::string::npos)
+      << o.err;
+  EXPECT_FALSE(fs::exists(dir / "out" / "broken.c"));
+}
+
+TEST(InstrumentErrors, RefusesToOverwriteASourceFile) {
+  fs::path dir = WorkDir("overwrite");
+  const std::string source = "#include <pthread.h>\npthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;\n"
+                             "void f(void) { pthread_mutex_lock(&m); pthread_mutex_unlock(&m); }\n";
+  WriteFile(dir / "src" / "f.c", source);
+  Outcome o = RunCommand(Tool() + " -o " + (dir / "src").string() + " --root " + (dir / "src").string() +
+                      " " + (dir / "src" / "f.c").string() + " --",
+                  dir);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("refusing to overwrite source file"), std::string::npos) << o.err;
+  EXPECT_EQ(ReadFile(dir / "src" / "f.c"), source);
+}
+
+TEST(InstrumentErrors, BadConfigLineIsNamedByFileAndLine) {
+  fs::path dir = WorkDir("bad_config");
+  WriteFile(dir / "bad.conf", "# comment\nspin_lock = lok\n");
+  Outcome o = RunCommand(Tool() + " --dry-run --config " + (dir / "bad.conf").string() + " " +
+                      Fixture("list_lru_reparent.c") + " --",
+                  dir);
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.err.find("lockgraph-instrument: error: " + (dir / "bad.conf").string() +
+                       ":2: unknown meaning 'lok' for 'spin_lock'"),
+            std::string::npos)
+      << o.err;
+}
+
+TEST(InstrumentErrors, MissingOutputDirectoryIsAnError) {
+  fs::path dir = WorkDir("no_output");
+  Outcome o = RunCommand(Tool() + " " + Fixture("ledger.cpp") + " -- -std=c++20", dir);
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.err.find("no output directory"), std::string::npos) << o.err;
+}
+
+TEST(InstrumentDryRun, PthreadCallsAreRecognisedWithoutAConfig) {
+  fs::path dir = WorkDir("pthread");
+  WriteFile(dir / "p.c",
+            "#include <pthread.h>\n"
+            "static pthread_mutex_t a = PTHREAD_MUTEX_INITIALIZER;\n"
+            "struct queue { pthread_rwlock_t lock; };\n"
+            "int f(struct queue *q) {\n"
+            "  pthread_mutex_lock(&a);\n"
+            "  pthread_rwlock_rdlock(&q->lock);\n"
+            "  pthread_rwlock_unlock(&q->lock);\n"
+            "  if (pthread_mutex_trylock(&a) == 0) pthread_mutex_unlock(&a);\n"
+            "  return pthread_mutex_unlock(&a);\n"
+            "}\n");
+  Outcome o = RunCommand(Tool() + " --dry-run " + (dir / "p.c").string() + " --", dir);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("p.c:5:3: lock 'pthread_mutex_lock' on '&a' LG_EXCLUSIVE (class 'a')"),
+            std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("p.c:6:3: lock 'pthread_rwlock_rdlock' on '&q->lock' LG_READ_RECURSIVE "
+                       "(class 'queue::lock')"),
+            std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("p.c:8:7: trylock 'pthread_mutex_trylock' on '&a'"), std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("p.c:9:10: unlock 'pthread_mutex_unlock' on '&a'"), std::string::npos)
+      << o.out;
+}
+
+#ifdef LGI_LIST_LRU_REPARENT
+TEST(InstrumentedKernelTwin, ListLruReparentReportsHardirqSafeToUnsafeOrder) {
+  fs::path dir = WorkDir("run_list_lru");
+  Outcome o = RunCommand(std::string("'") + LGI_LIST_LRU_REPARENT + "'", dir);
+  EXPECT_NE(o.out.find("list_lru_reparent: done"), std::string::npos);
+  EXPECT_NE(o.err.find("WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected"),
+            std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find(" (address_space::i_pages) -> (shadow_nodes.xa)"), std::string::npos)
+      << o.err;
+  // Line numbers are the original source's, not the instrumented copy's.
+  EXPECT_NE(o.err.find("(address_space::i_pages){-...}, at: filemap_add_folio"), std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find(" (list_lru_reparent.c:78)"), std::string::npos) << o.err;
+}
+
+TEST(InstrumentedKernelTwin, FixedListLruReparentIsSilent) {
+  fs::path dir = WorkDir("run_list_lru_fixed");
+  Outcome o = RunCommand(std::string("'") + LGI_LIST_LRU_REPARENT_FIXED + "'", dir);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("list_lru_reparent_fixed: done"), std::string::npos);
+  EXPECT_EQ(o.err.find("WARNING:"), std::string::npos) << o.err;
+}
+#endif
+
+#if defined(LGI_LIST_LRU_REPARENT) && defined(LGI_EXAMPLE_LIST_LRU_REPARENT)
+TEST(InstrumentedKernelTwin, ReportsWhatTheHandAnnotatedExampleReports) {
+  fs::path dir = WorkDir("compare_list_lru");
+  Outcome twin = RunCommand(std::string("'") + LGI_LIST_LRU_REPARENT + "'", dir);
+  Outcome annotated = RunCommand(std::string("'") + LGI_EXAMPLE_LIST_LRU_REPARENT + "'", dir);
+  std::vector<std::string> expected = Findings(annotated.err);
+  ASSERT_FALSE(expected.empty()) << annotated.err;
+  EXPECT_EQ(Findings(twin.err), expected) << "twin:\n" << twin.err << "\nannotated:\n" << annotated.err;
+}
+#endif
+
+#ifdef LGI_LEDGER
+TEST(InstrumentedCxxProgram, StdMutexAndCapabilityLocksFormACycle) {
+  fs::path dir = WorkDir("run_ledger");
+  Outcome o = RunCommand(std::string("'") + LGI_LEDGER + "'", dir);
+  EXPECT_NE(o.out.find("ledger: "), std::string::npos);
+  EXPECT_NE(o.err.find("WARNING: possible circular locking dependency detected"), std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find("(ledger_mutex)"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("(Account::balance_lock)"), std::string::npos) << o.err;
+  // Statically linked C++ runtime: the std::mutex calls are seen only through instrumentation.
+  EXPECT_EQ(ReadFile(LGI_LEDGER).find("libstdc++.so"), std::string::npos);
+}
+
+TEST(InstrumentedCxxProgram, ConsistentOrderIsSilent) {
+  fs::path dir = WorkDir("run_ledger_fixed");
+  Outcome o = RunCommand(std::string("'") + LGI_LEDGER_FIXED + "'", dir);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.err.find("WARNING:"), std::string::npos) << o.err;
+}
+#endif
+
+}  // namespace

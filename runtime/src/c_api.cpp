@@ -79,11 +79,18 @@ ClassId AnnotationClass(Runtime* rt, const void* lock, const char* name, const l
 void Remember(Runtime* rt, const void* lock, ClassId cls) {
   std::lock_guard<std::mutex> guard(rt->classes_mu);
   rt->annotated[reinterpret_cast<std::uint64_t>(lock)] = cls;
+  rt->destroyed_annotated.erase(reinterpret_cast<std::uint64_t>(lock));
 }
 
 void Forget(Runtime* rt, const void* lock) {
   std::lock_guard<std::mutex> guard(rt->classes_mu);
   rt->annotated.erase(reinterpret_cast<std::uint64_t>(lock));
+  rt->destroyed_annotated.insert(reinterpret_cast<std::uint64_t>(lock));
+}
+
+bool WasDestroyed(Runtime* rt, const void* lock) {
+  std::lock_guard<std::mutex> guard(rt->classes_mu);
+  return rt->destroyed_annotated.count(reinterpret_cast<std::uint64_t>(lock)) != 0;
 }
 
 // An assertion that failed: one report per call site.
@@ -178,7 +185,7 @@ LG_EXPORT void lg_acquire(const void* lock, unsigned flags, unsigned subclass,
   try {
     Runtime* rt = api.rt();
     const auto id = reinterpret_cast<LockId>(lock);
-    if (!rt->engine.KnowsLock(id)) {
+    if (!rt->engine.KnowsLock(id) && !WasDestroyed(rt, lock)) {
       const ClassId cls = FirstSeenClass(rt, lock, LockKind::kAnnotated, ip);
       if (cls != kNoClass) {
         rt->engine.InitLock(api.ts(), id, cls, ip);

@@ -17,23 +17,28 @@
 #include "runtime.h"
 
 // glibc's internal aliases: used while the real functions are still being resolved (dlsym may
-// allocate, and an allocator may lock a mutex before RTLD_NEXT lookups have finished).
-extern "C" {
-int __pthread_mutex_init(pthread_mutex_t*, const pthread_mutexattr_t*);
-int __pthread_mutex_lock(pthread_mutex_t*);
-int __pthread_mutex_trylock(pthread_mutex_t*);
-int __pthread_mutex_unlock(pthread_mutex_t*);
-int __pthread_mutex_destroy(pthread_mutex_t*);
-int __pthread_rwlock_init(pthread_rwlock_t*, const pthread_rwlockattr_t*);
-int __pthread_rwlock_rdlock(pthread_rwlock_t*);
-int __pthread_rwlock_wrlock(pthread_rwlock_t*);
-int __pthread_rwlock_tryrdlock(pthread_rwlock_t*);
-int __pthread_rwlock_trywrlock(pthread_rwlock_t*);
-int __pthread_rwlock_unlock(pthread_rwlock_t*);
-int __pthread_rwlock_destroy(pthread_rwlock_t*);
-int __sigaction(int, const struct sigaction*, struct sigaction*);
-pid_t __libc_fork(void);
-}
+// allocate, and an allocator may lock a mutex before RTLD_NEXT lookups have finished). They are
+// compatibility symbols, so each is bound to its version explicitly.
+#define LG_COMPAT(ret, local, glibc_name, args)                                    \
+  extern "C" ret local args;                                                      \
+  __asm__(".symver " #local "," #glibc_name "@GLIBC_2.2.5");
+LG_COMPAT(int, lg_compat_mutex_init, __pthread_mutex_init,
+          (pthread_mutex_t*, const pthread_mutexattr_t*))
+LG_COMPAT(int, lg_compat_mutex_lock, __pthread_mutex_lock, (pthread_mutex_t*))
+LG_COMPAT(int, lg_compat_mutex_trylock, __pthread_mutex_trylock, (pthread_mutex_t*))
+LG_COMPAT(int, lg_compat_mutex_unlock, __pthread_mutex_unlock, (pthread_mutex_t*))
+LG_COMPAT(int, lg_compat_mutex_destroy, __pthread_mutex_destroy, (pthread_mutex_t*))
+LG_COMPAT(int, lg_compat_rwlock_init, __pthread_rwlock_init,
+          (pthread_rwlock_t*, const pthread_rwlockattr_t*))
+LG_COMPAT(int, lg_compat_rwlock_rdlock, __pthread_rwlock_rdlock, (pthread_rwlock_t*))
+LG_COMPAT(int, lg_compat_rwlock_wrlock, __pthread_rwlock_wrlock, (pthread_rwlock_t*))
+LG_COMPAT(int, lg_compat_rwlock_tryrdlock, __pthread_rwlock_tryrdlock, (pthread_rwlock_t*))
+LG_COMPAT(int, lg_compat_rwlock_trywrlock, __pthread_rwlock_trywrlock, (pthread_rwlock_t*))
+LG_COMPAT(int, lg_compat_rwlock_unlock, __pthread_rwlock_unlock, (pthread_rwlock_t*))
+LG_COMPAT(int, lg_compat_rwlock_destroy, __pthread_rwlock_destroy, (pthread_rwlock_t*))
+#undef LG_COMPAT
+extern "C" int __sigaction(int, const struct sigaction*, struct sigaction*);
+extern "C" pid_t __fork(void);
 
 namespace lockgraph::runtime_internal {
 namespace {
@@ -42,28 +47,28 @@ namespace {
 
 #define LG_REAL_FUNCTIONS(X)                                                                   \
   X(pthread_mutex_init, int, (pthread_mutex_t*, const pthread_mutexattr_t*), nullptr,          \
-    __pthread_mutex_init)                                                                      \
-  X(pthread_mutex_destroy, int, (pthread_mutex_t*), nullptr, __pthread_mutex_destroy)          \
-  X(pthread_mutex_lock, int, (pthread_mutex_t*), nullptr, __pthread_mutex_lock)                \
-  X(pthread_mutex_trylock, int, (pthread_mutex_t*), nullptr, __pthread_mutex_trylock)          \
+    lg_compat_mutex_init)                                                                      \
+  X(pthread_mutex_destroy, int, (pthread_mutex_t*), nullptr, lg_compat_mutex_destroy)          \
+  X(pthread_mutex_lock, int, (pthread_mutex_t*), nullptr, lg_compat_mutex_lock)                \
+  X(pthread_mutex_trylock, int, (pthread_mutex_t*), nullptr, lg_compat_mutex_trylock)          \
   X(pthread_mutex_timedlock, int, (pthread_mutex_t*, const timespec*), nullptr, nullptr)       \
   X(pthread_mutex_clocklock, int, (pthread_mutex_t*, clockid_t, const timespec*), nullptr,     \
     nullptr)                                                                                   \
-  X(pthread_mutex_unlock, int, (pthread_mutex_t*), nullptr, __pthread_mutex_unlock)            \
+  X(pthread_mutex_unlock, int, (pthread_mutex_t*), nullptr, lg_compat_mutex_unlock)            \
   X(pthread_rwlock_init, int, (pthread_rwlock_t*, const pthread_rwlockattr_t*), nullptr,       \
-    __pthread_rwlock_init)                                                                     \
-  X(pthread_rwlock_destroy, int, (pthread_rwlock_t*), nullptr, __pthread_rwlock_destroy)       \
-  X(pthread_rwlock_rdlock, int, (pthread_rwlock_t*), nullptr, __pthread_rwlock_rdlock)         \
-  X(pthread_rwlock_tryrdlock, int, (pthread_rwlock_t*), nullptr, __pthread_rwlock_tryrdlock)   \
+    lg_compat_rwlock_init)                                                                     \
+  X(pthread_rwlock_destroy, int, (pthread_rwlock_t*), nullptr, lg_compat_rwlock_destroy)       \
+  X(pthread_rwlock_rdlock, int, (pthread_rwlock_t*), nullptr, lg_compat_rwlock_rdlock)         \
+  X(pthread_rwlock_tryrdlock, int, (pthread_rwlock_t*), nullptr, lg_compat_rwlock_tryrdlock)   \
   X(pthread_rwlock_timedrdlock, int, (pthread_rwlock_t*, const timespec*), nullptr, nullptr)   \
   X(pthread_rwlock_clockrdlock, int, (pthread_rwlock_t*, clockid_t, const timespec*), nullptr, \
     nullptr)                                                                                   \
-  X(pthread_rwlock_wrlock, int, (pthread_rwlock_t*), nullptr, __pthread_rwlock_wrlock)         \
-  X(pthread_rwlock_trywrlock, int, (pthread_rwlock_t*), nullptr, __pthread_rwlock_trywrlock)   \
+  X(pthread_rwlock_wrlock, int, (pthread_rwlock_t*), nullptr, lg_compat_rwlock_wrlock)         \
+  X(pthread_rwlock_trywrlock, int, (pthread_rwlock_t*), nullptr, lg_compat_rwlock_trywrlock)   \
   X(pthread_rwlock_timedwrlock, int, (pthread_rwlock_t*, const timespec*), nullptr, nullptr)   \
   X(pthread_rwlock_clockwrlock, int, (pthread_rwlock_t*, clockid_t, const timespec*), nullptr, \
     nullptr)                                                                                   \
-  X(pthread_rwlock_unlock, int, (pthread_rwlock_t*), nullptr, __pthread_rwlock_unlock)         \
+  X(pthread_rwlock_unlock, int, (pthread_rwlock_t*), nullptr, lg_compat_rwlock_unlock)         \
   X(pthread_spin_init, int, (pthread_spinlock_t*, int), nullptr, nullptr)                      \
   X(pthread_spin_destroy, int, (pthread_spinlock_t*), nullptr, nullptr)                        \
   X(pthread_spin_lock, int, (pthread_spinlock_t*), nullptr, nullptr)                           \
@@ -77,7 +82,7 @@ namespace {
   X(pthread_sigmask, int, (int, const sigset_t*, sigset_t*), nullptr, nullptr)                 \
   X(sigprocmask, int, (int, const sigset_t*, sigset_t*), nullptr, nullptr)                     \
   X(sigaction, int, (int, const struct sigaction*, struct sigaction*), nullptr, __sigaction)   \
-  X(fork, pid_t, (void), nullptr, __libc_fork)
+  X(fork, pid_t, (void), nullptr, __fork)
 
 struct RealFunctions {
 #define LG_DECLARE_REAL(name, ret, args, version, fallback) ret(*name) args;

@@ -1190,8 +1190,14 @@ bool TextDecoder::DecodeLine(std::string_view line, std::uint64_t line_number,
 
   // Resolvers for names; each may append implicit definitions to *out.
   Event ev;
+  auto empty = [&](std::string_view tok, const char* what) {
+    if (!tok.empty()) return false;
+    if (err.empty()) err = std::string("empty ") + what + " name";
+    return true;
+  };
   auto thread_of = [&](std::string_view tok, ThreadKey* key) {
     std::uint64_t v = 0;
+    if (empty(tok, "thread")) return false;
     if (LooksNumeric(tok)) return number("thread", tok, key);
     auto it = threads_.find(std::string(tok));
     if (it != threads_.end()) {
@@ -1213,6 +1219,7 @@ bool TextDecoder::DecodeLine(std::string_view line, std::uint64_t line_number,
   };
   auto class_of = [&](std::string_view tok, LogClassId* id, bool define) {
     std::uint64_t v = 0;
+    if (empty(tok, "class")) return false;
     if (LooksNumeric(tok)) {
       if (!number("class", tok, &v)) return false;
       if (v > 0xffffffffu) {
@@ -1242,6 +1249,7 @@ bool TextDecoder::DecodeLine(std::string_view line, std::uint64_t line_number,
   // A named lock seen for the first time (outside `init`) is initialised into the class of the
   // same name by the thread that first uses it.
   auto lock_of = [&](std::string_view tok, ThreadKey thread, bool implicit_init, LockId* id) {
+    if (empty(tok, "lock")) return false;
     if (LooksNumeric(tok)) return number("lock", tok, id);
     auto it = locks_.find(std::string(tok));
     if (it != locks_.end()) {
@@ -1316,6 +1324,7 @@ bool TextDecoder::DecodeLine(std::string_view line, std::uint64_t line_number,
     return ip;
   };
   auto stack_of = [&](std::string_view tok, StackId* s) {
+    if (empty(tok, "stack")) return false;
     if (LooksNumeric(tok)) return number("stack", tok, s);
     auto it = stacks_.find(std::string(tok));
     if (it != stacks_.end()) {

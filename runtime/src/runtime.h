@@ -69,7 +69,10 @@ class Runtime {
   std::unordered_map<std::uint64_t, CodeInfo> code_info;         // ip -> info
   // Locks annotated with lg_lock_init before the shim saw them: consumed at first sight.
   std::unordered_map<std::uint64_t, ClassId> annotated;
-  std::unordered_set<std::uint64_t> failed_assertions;  // call sites already reported
+  std::unordered_set<std::uint64_t> failed_assertions;
+  // Annotated locks ended by lg_lock_destroy: a later lg_acquire is a use of a destroyed lock,
+  // not a first sight.
+  std::unordered_set<std::uint64_t> destroyed_annotated;  // call sites already reported
 };
 
 }  // namespace lockgraph::runtime_internal

@@ -5,6 +5,8 @@
 
 #include <cxxabi.h>
 #include <dlfcn.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
 #include <libunwind.h>
@@ -123,9 +125,20 @@ std::size_t StackDepot::size() const {
 }
 
 int CaptureStack(std::uint64_t* out, int max_frames) {
+  // unw_step rather than unw_backtrace: the latter's fast frame-chain trace loses callers of
+  // functions that were entered by a tail jump.
   void* raw[kMaxStackFrames + 16];
   const int want = std::min(max_frames, kMaxStackFrames) + 16;
-  const int n = unw_backtrace(raw, want);
+  int n = 0;
+  unw_context_t context;
+  unw_cursor_t cursor;
+  if (unw_getcontext(&context) == 0 && unw_init_local(&cursor, &context) == 0) {
+    while (n < want && unw_step(&cursor) > 0) {
+      unw_word_t ip = 0;
+      if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
+      raw[n++] = reinterpret_cast<void*>(ip);
+    }
+  }
   int count = 0;
   int trampolines = 0;
   for (int i = 0; i < n && count < max_frames; ++i) {
@@ -190,6 +203,60 @@ bool ProcessSymbolizer::EnsureReportedLocked(std::uint64_t address) {
   return dwfl_addrmodule(dwfl_, address) != nullptr;
 }
 
+namespace {
+// Walks the DWARF scopes at `addr`: each inlined subroutine is a frame of its own, positioned at
+// the line table's line (innermost) or at the call site recorded by the inlined copy inside it.
+void AddInlineFrames(Dwfl_Module* mod, Dwarf_Addr addr, CodeLocation* loc) {
+  Dwarf_Addr bias = 0;
+  Dwarf_Die* cudie = dwfl_module_addrdie(mod, addr, &bias);
+  if (cudie == nullptr) return;
+  Dwarf_Die* scopes = nullptr;
+  const int n = dwarf_getscopes(cudie, addr - bias, &scopes);
+  if (n <= 0) return;
+  Dwarf_Files* files = nullptr;
+  size_t nfiles = 0;
+  dwarf_getsrcfiles(cudie, &files, &nfiles);
+  std::string file = loc->file;
+  int line = loc->line;
+  bool any_inline = false;
+  bool reached_subprogram = false;
+  for (int i = 0; i < n; ++i) {
+    const int tag = dwarf_tag(&scopes[i]);
+    if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram) continue;
+    CodeLocation::Inline frame;
+    const char* name = dwarf_diename(&scopes[i]);
+    frame.function = name != nullptr ? name : "";
+    frame.file = file;
+    frame.line = line;
+    if (tag == DW_TAG_subprogram) {
+      if (!loc->function.empty()) frame.function = loc->function;  // qualified, demangled
+      loc->inlined.push_back(std::move(frame));
+      reached_subprogram = true;
+      break;
+    }
+    any_inline = true;
+    loc->inlined.push_back(std::move(frame));
+    Dwarf_Attribute attr;
+    Dwarf_Word value = 0;
+    if (dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &value) == 0) {
+      line = static_cast<int>(value);
+    }
+    if (files != nullptr &&
+        dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attr), &value) == 0) {
+      if (const char* f = dwarf_filesrc(files, value, nullptr, nullptr)) file = Basename(f);
+    }
+  }
+  std::free(scopes);
+  if (!any_inline) {
+    loc->inlined.clear();
+  } else if (!reached_subprogram) {
+    // The scope list can stop at the inlined copy's parents without the concrete subprogram:
+    // the physical frame is the symbol table's function, at the outermost call site.
+    loc->inlined.push_back({loc->function, file, line});
+  }
+}
+}  // namespace
+
 CodeLocation ProcessSymbolizer::Locate(std::uint64_t ip, bool is_return) {
   CodeLocation loc;
   const std::uint64_t lookup = is_return && ip > 0 ? ip - 1 : ip;
@@ -219,6 +286,7 @@ CodeLocation ProcessSymbolizer::Locate(std::uint64_t ip, bool is_return) {
       loc.line = lineno;
     }
   }
+  AddInlineFrames(mod, lookup, &loc);
   return loc;
 }
 
@@ -291,6 +359,16 @@ void ReportSymbolizer::AppendStack(StackId stack, int indent, std::string* out) 
     // A signal handler's entry stands in for its frame; skip it when the frame is there.
     if (!loc.function.empty() && loc.function == previous && loc.function_offset == 1) continue;
     previous = loc.function;
+    // Inlined functions first, each on its own line, then the physical frame.
+    for (std::size_t i = 0; i + 1 < loc.inlined.size(); ++i) {
+      const auto& in = loc.inlined[i];
+      out->append(indent, ' ');
+      out->append(fmt::format("{} (inlined, {}:{})\n", in.function, in.file, in.line));
+    }
+    if (!loc.inlined.empty()) {
+      loc.file = loc.inlined.back().file;
+      loc.line = loc.inlined.back().line;
+    }
     out->append(indent, ' ');
     out->append(FormatLocation(loc, ip));
     out->push_back('\n');
@@ -305,6 +383,12 @@ void ReportSymbolizer::AppendCallSite(std::uint64_t ip, std::string* out) const 
     return;
   }
   CodeLocation loc = symbolizer_->Locate(ip, true);
+  if (!loc.inlined.empty()) {
+    // The innermost inlined function is where the call really is.
+    const auto& in = loc.inlined.front();
+    out->append(fmt::format("{} ({}:{})", in.function, in.file, in.line));
+    return;
+  }
   if (!loc.function.empty()) {
     out->append(loc.function);
     if (!loc.file.empty()) out->append(fmt::format(" ({}:{})", loc.file, loc.line));

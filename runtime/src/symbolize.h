@@ -28,6 +28,14 @@ struct CodeLocation {
   int line = 0;
   std::string module;       // basename of the ELF file
   std::uint64_t module_offset = 0;
+  // Functions inlined at this address, innermost first, when there is debug info: each with
+  // the source position inside it. The last one is `function` itself (the physical frame).
+  struct Inline {
+    std::string function;
+    std::string file;
+    int line = 0;
+  };
+  std::vector<Inline> inlined;
 };
 
 // Captured stacks, deduplicated. Slow path only (new dependency, usage or finding).

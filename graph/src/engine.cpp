@@ -92,6 +92,13 @@ std::string FingerprintOf(FindingKind kind, const std::vector<std::string>& part
 
 bool IsRead(AcquireMode m) { return m != AcquireMode::kExclusive; }
 
+// The key of a chain extended by one held lock: its class, mode, trylock and nest_lock bits.
+std::uint64_t ChainKey(std::uint64_t prev_key, ClassId cls, AcquireMode mode, bool trylock,
+                       bool nested) {
+  return MixKey(prev_key, std::uint64_t{cls} | (std::uint64_t(mode) << 32) |
+                              (std::uint64_t(trylock) << 34) | (std::uint64_t(nested) << 35));
+}
+
 const char* UsageKindPrefix(UsageKind k) {
   switch (k) {
     case UsageKind::kUsedIn:
@@ -504,12 +511,12 @@ class Validator {
 
  private:
   void AddDependency(AcquireContext& ac, const HeldLock& prev, const HeldLock& next);
-  bool CheckCircular(AcquireContext& ac, const HeldLock& prev, const HeldLock& next,
-                     std::uint8_t type);
+  bool CheckCircular(AcquireContext& ac, const HeldLock& prev, const HeldLock& next);
   void CheckIrqUsage(AcquireContext& ac, const HeldLock& prev, const HeldLock& next);
   void ReportRecursive(AcquireContext& ac, const HeldLock& prev, const HeldLock& next);
-  std::vector<ReportedDependency> PathDeps(const std::vector<PathStep>& path, bool backward,
-                                           ClassId root) const;
+  std::vector<ReportedDependency> PathDeps(const std::vector<PathStep>& path, bool backward) const;
+  // The dependency prev -> next being added, as a report shows it.
+  ReportedDependency NewDependency(AcquireContext& ac, const HeldLock& prev, const HeldLock& next) const;
   ReportedDependency FromDep(const Dependency& d) const;
   ReportedUsage UsageOf(ClassId cls, UsageKind k, ContextId ctx) const;
   Finding Base(FindingKind kind, const AcquireContext& ac, const HeldLock& target) const;
@@ -545,11 +552,24 @@ ReportedUsage Validator::UsageOf(ClassId cls, UsageKind k, ContextId ctx) const 
 }
 
 std::vector<ReportedDependency> Validator::PathDeps(const std::vector<PathStep>& path,
-                                                    bool backward, ClassId) const {
+                                                    bool backward) const {
   std::vector<ReportedDependency> out;
   for (const auto& step : path) out.push_back(FromDep(e_->graph.dependencies()[step.dep]));
   if (backward) std::reverse(out.begin(), out.end());
   return out;
+}
+
+ReportedDependency Validator::NewDependency(AcquireContext& ac, const HeldLock& prev,
+                                             const HeldLock& next) const {
+  ReportedDependency d;
+  d.from = e_->Class(prev.cls).name;
+  d.to = e_->Class(next.cls).name;
+  d.type = DepTypeName(DepTypeOf(prev.mode, next.mode));
+  d.stack = ac.Stack();
+  d.ip = next.ip;
+  d.run = ac.thread->run;
+  d.thread = ac.thread->key;
+  return d;
 }
 
 Finding Validator::Base(FindingKind kind, const AcquireContext& ac, const HeldLock& target) const {
@@ -626,13 +646,13 @@ void Validator::MarkUsage(AcquireContext& ac, const HeldLock& h, const Usage& ne
             f.unsafe_lock = o.name;
             f.safe_usage = UsageOf(h.cls, kind, ctx);
             f.unsafe_usage = UsageOf(other, other_bit, ctx);
-            f.forward_path = PathDeps(*path, false, h.cls);
+            f.forward_path = PathDeps(*path, false);
           } else {
             f.safe_lock = o.name;
             f.unsafe_lock = cls.name;
             f.safe_usage = UsageOf(other, other_bit, ctx);
             f.unsafe_usage = UsageOf(h.cls, kind, ctx);
-            f.backward_path = PathDeps(*path, true, h.cls);
+            f.backward_path = PathDeps(*path, true);
           }
           f.new_bit = UsageBitName(f.context, kind);
           f.previous_bit = UsageBitName(f.context, other_bit);
@@ -703,7 +723,7 @@ void Validator::AddDependency(AcquireContext& ac, const HeldLock& prev, const He
       existing && (existing->types & type) == type) {
     return;  // already recorded (a new chain over known dependencies)
   }
-  CheckCircular(ac, prev, next, type);
+  CheckCircular(ac, prev, next);
   CheckIrqUsage(ac, prev, next);
   Dependency d;
   d.from = prev.cls;
@@ -716,8 +736,7 @@ void Validator::AddDependency(AcquireContext& ac, const HeldLock& prev, const He
   e_->graph.Add(d);
 }
 
-bool Validator::CheckCircular(AcquireContext& ac, const HeldLock& prev, const HeldLock& next,
-                              std::uint8_t) {
+bool Validator::CheckCircular(AcquireContext& ac, const HeldLock& prev, const HeldLock& next) {
   // A strong walk next -> ... -> prev closes a cycle with prev -> next, unless prev is held
   // shared and the walk reaches it only through -(*R)-> (then the new -(S*)-> edge breaks it).
   if (!e_->graph.MayReach(next.cls, prev.cls)) return true;  // ordered: no path back
@@ -733,17 +752,9 @@ bool Validator::CheckCircular(AcquireContext& ac, const HeldLock& prev, const He
   f.headline = "possible circular locking dependency detected";
   f.target_stack = ac.Stack();
   // Printed order: #N (prev, with the dependency into it) ... #1, then #0 the new dependency.
-  std::vector<ReportedDependency> walk = PathDeps(*path, false, next.cls);
+  std::vector<ReportedDependency> walk = PathDeps(*path, false);
   for (auto it = walk.rbegin(); it != walk.rend(); ++it) f.chain.push_back(*it);
-  ReportedDependency closing;
-  closing.from = e_->Class(prev.cls).name;
-  closing.to = e_->Class(next.cls).name;
-  closing.type = DepTypeName(DepTypeOf(prev.mode, next.mode));
-  closing.stack = ac.Stack();
-  closing.ip = next.ip;
-  closing.run = ac.thread->run;
-  closing.thread = ac.thread->key;
-  f.chain.push_back(closing);
+  f.chain.push_back(NewDependency(ac, prev, next));
   // The cycle's classes, starting at the acquired one, and a rotation-free fingerprint.
   std::vector<std::string> cycle{e_->Class(next.cls).name};
   for (const auto& step : *path) cycle.push_back(e_->Class(StateClass(step.state)).name);
@@ -805,17 +816,10 @@ void Validator::CheckIrqUsage(AcquireContext& ac, const HeldLock& prev, const He
                            uc.HasUsage(UsageKind::kEnabled, ctx) ? UsageKind::kEnabled
                                                                  : UsageKind::kEnabledRead,
                            ctx);
-  f.backward_path = PathDeps(*backward, true, prev.cls);
-  f.forward_path = PathDeps(*forward, false, next.cls);
+  f.backward_path = PathDeps(*backward, true);
+  f.forward_path = PathDeps(*forward, false);
   // The new dependency prev -> next, for the report's middle lines.
-  ReportedDependency dep;
-  dep.from = e_->Class(prev.cls).name;
-  dep.to = e_->Class(next.cls).name;
-  dep.type = DepTypeName(DepTypeOf(prev.mode, next.mode));
-  dep.stack = ac.Stack();
-  dep.ip = next.ip;
-  dep.run = ac.thread->run;
-  dep.thread = ac.thread->key;
+  const ReportedDependency dep = NewDependency(ac, prev, next);
   f.chain = {dep};
   f.classes = {sc.name, uc.name};
   if (sc.name != dep.from && sc.name != dep.to) f.classes.push_back(dep.from);
@@ -1275,9 +1279,7 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
     new_usage = !(needed[kind] & ~crec.UsageMask(kind)).Empty();
   }
 
-  h.chain_key = MixKey(top, std::uint64_t{cls} | (std::uint64_t(request.mode) << 32) |
-                                      (std::uint64_t(request.trylock) << 34) |
-                                      (std::uint64_t(h.nest_lock != kNoLock) << 35));
+  h.chain_key = ChainKey(top, cls, request.mode, request.trylock, nested);
   std::uint8_t chain_flags = 0;
   const bool cached = e.chains.Find(h.chain_key, &chain_flags);
   if (cached && ++t.unflushed_hits == 4096) {  // batched: no shared cache line per hit
@@ -1324,9 +1326,7 @@ void Engine::Release(ThreadState& thread, LockId lock, std::uint64_t ip) {
       const std::uint64_t prev = (j > f.held_base && t.held[j - 1].frame == h.frame)
                                      ? t.held[j - 1].chain_key
                                      : f.seed;
-      h.chain_key = MixKey(prev, std::uint64_t{h.cls} | (std::uint64_t(h.mode) << 32) |
-                                     (std::uint64_t(h.trylock) << 34) |
-                                     (std::uint64_t(h.nest_lock != kNoLock) << 35));
+      h.chain_key = ChainKey(prev, h.cls, h.mode, h.trylock, h.nest_lock != kNoLock);
     }
     return;
   }

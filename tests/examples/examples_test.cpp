@@ -346,7 +346,12 @@ INSTANTIATE_TEST_SUITE_P(
                                    "possible circular locking dependency detected", "(alice)"},
                       ScenarioCase{"signal_logger.txt", "inconsistent lock state",
                                    "{SIGUSR1-ON-W} -> {IN-SIGUSR1-W}"},
-                      ScenarioCase{"rwlock_readers_fixed.txt", nullptr, nullptr}),
+                      ScenarioCase{"rwlock_readers_fixed.txt", nullptr, nullptr},
+        ScenarioCase{"zswap_memcg_offline.txt", "use of destroyed lock detected!",
+                     "list_lru_one_free"},
+        ScenarioCase{"dining_philosophers.txt",
+                     "possible instance-order deadlock in one lock class detected", "(forks)"},
+        ScenarioCase{"dining_philosophers_fixed.txt", nullptr, nullptr}),
     [](const ::testing::TestParamInfo<ScenarioCase>& info) {
       std::string name;
       bool upper = true;

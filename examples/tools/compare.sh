@@ -30,6 +30,10 @@ done
 for e in $lifecycle; do
   build "examples/tools/lifecycle/$e.c" "$e"
 done
+# Class-level orders on different instances; built a second time without optimisation because the
+# init-site classes depend on it (see docs/comparison.md).
+build examples/tools/class_order.c class_order
+build examples/tools/class_order.c class_order_O0 -O0
 
 # seconds COMMAND...: wall time of one run, stderr kept in $work/last.err
 seconds() {
@@ -63,7 +67,7 @@ helgrind_said() {
 
 echo "| program | lockgraph reports | time | TSan reports | time | Helgrind reports | time |"
 echo "|---|---|---|---|---|---|---|"
-for e in $examples $lifecycle; do
+for e in $examples $lifecycle class_order class_order_O0; do
   for v in "" _fixed; do
     p=$e$v
     [ -x "$work/plain_$p" ] || continue

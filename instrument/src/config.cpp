@@ -122,7 +122,7 @@ bool Config::Load(const std::string& path, std::string& error) {
 }
 
 // Each line: `function = meaning [arg=N] [mode=write|read|read_recursive] [success=nonzero|zero]
-// [name_arg=N]`.
+// [name_arg=N] [subclass_arg=N]`.
 // '#' starts a comment. A later line for the same function replaces an earlier one.
 bool Config::Parse(std::string_view text, const std::string& name, std::string& error) {
   int line_no = 0;
@@ -176,6 +176,10 @@ bool Config::Parse(std::string_view text, const std::string& name, std::string& 
                  value.find_first_not_of("0123456789") == std::string_view::npos &&
                  value.size() < 3) {
         spec.name_arg = static_cast<int>(std::stoul(std::string(value)));
+      } else if (key == "subclass_arg" && !value.empty() &&
+                 value.find_first_not_of("0123456789") == std::string_view::npos &&
+                 value.size() < 3) {
+        spec.subclass_arg = static_cast<int>(std::stoul(std::string(value)));
       } else if (key == "mode" && value == "write") {
         spec.mode = Mode::kWrite;
       } else if (key == "mode" && value == "read") {
@@ -189,7 +193,7 @@ bool Config::Parse(std::string_view text, const std::string& name, std::string& 
       } else {
         error = where + "unknown option '" + std::string(w) + "' for '" + std::string(function) +
                 "' (expected arg=N, mode=write|read|read_recursive, success=nonzero|zero, "
-                "name_arg=N)";
+                "name_arg=N, subclass_arg=N)";
         return false;
       }
     }

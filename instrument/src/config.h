@@ -46,6 +46,7 @@ struct FunctionSpec {
   Success success = Success::kNonzero;
   unsigned lock_arg = 0;  // which argument is the lock (for lock meanings)
   int name_arg = -1;      // lock_init: the argument that names the class, instead of the source
+  int subclass_arg = -1;  // lock meanings: the argument holding the subclass (spin_lock_nested)
   std::string origin;     // "file:line" of the config entry, or "built-in"
 };
 

@@ -413,8 +413,14 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
         }
         site.range = CharSourceRange::getCharRange(use.range.getBegin(), after);
       }
+      std::string subclass = "0";
+      if (spec.subclass_arg >= 0 && static_cast<unsigned>(spec.subclass_arg) < use.args.size()) {
+        const auto& [first, last] = use.args[spec.subclass_arg];
+        subclass = "(unsigned)(" +
+                   Lexer::getSourceText(CharSourceRange::getTokenRange(first, last), sm_, lo_).str() + ")";
+      }
       if (!FirstTime(site.loc)) continue;
-      EmitAt(site, use.name, spec.meaning, spec.mode, spec.success, lock, cls, name_expr);
+      EmitAt(site, use.name, spec.meaning, spec.mode, spec.success, lock, cls, name_expr, subclass);
     }
   }
 
@@ -586,7 +592,9 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
   // A global lock defined in this file is initialised at startup with its class.
   void NoteGlobal(const VarDecl* vd, const LockClass& c) {
     const VarDecl* def = vd->getDefinition();
-    if (!def || !sm_.isInMainFile(sm_.getExpansionLoc(def->getLocation()))) return;
+    // Defined in this translation unit (a static in a header included here counts): no other
+    // file defines this object.
+    if (!def || def->hasExternalStorage()) return;
     if (!noted_globals_.insert(def).second) return;
     std::string address = "&" + def->getNameAsString();
     if (def->getType()->isArrayType()) return;  // arrays of locks: classed at each acquisition
@@ -712,13 +720,23 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
         static_cast<unsigned>(spec.name_arg) < call->getNumArgs()) {
       name_expr = Text(call->getArg(spec.name_arg));
     }
-    EmitLockCall(call, name, spec.meaning, spec.mode, spec.success, lock, cls, name_expr);
+    std::string subclass = "0";
+    if (spec.subclass_arg >= 0 && static_cast<unsigned>(spec.subclass_arg) < call->getNumArgs()) {
+      const Expr* arg = call->getArg(spec.subclass_arg);
+      if (arg->HasSideEffects(*ctx_)) {
+        Warn(call->getBeginLoc(), "not instrumenting call to '" + name +
+                                      "': its subclass argument has side effects");
+        return;
+      }
+      subclass = "(unsigned)(" + Text(arg) + ")";
+    }
+    EmitLockCall(call, name, spec.meaning, spec.mode, spec.success, lock, cls, name_expr, subclass);
   }
 
   // Emits the rewrite for one recognised call. `lock` is the text of a pointer to the lock.
   void EmitLockCall(const CallExpr* call, const std::string& name, Meaning meaning, Mode mode,
                     Success success, const std::string& lock, const std::optional<LockClass>& cls,
-                    const std::string& name_expr = "") {
+                    const std::string& name_expr = "", const std::string& subclass = "0") {
     CharSourceRange r = FileRange(call->getSourceRange());
     if (!Editable(r)) {
       Warn(call->getBeginLoc(), "not instrumenting call to '" + name +
@@ -726,18 +744,19 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
       return;
     }
     if (!FirstTime(r.getBegin())) return;
-    EmitAt({r, false, call->getBeginLoc()}, name, meaning, mode, success, lock, cls, name_expr);
+    EmitAt({r, false, call->getBeginLoc()}, name, meaning, mode, success, lock, cls, name_expr,
+           subclass);
   }
 
   // Emits the events of one recognised call or macro. `lock` is the text of a pointer to the
   // lock; `name_expr`, if not empty, the C expression naming a lock_init's class.
   void EmitAt(const CallSite& r, const std::string& name, Meaning meaning, Mode mode,
               Success success, const std::string& lock, const std::optional<LockClass>& cls,
-              const std::string& name_expr) {
+              const std::string& name_expr, const std::string& subclass = "0") {
     const SourceLocation loc = r.loc;
     const std::string flags = ModeFlag(mode);
     const std::string hint = Hint(lock, cls, loc);
-    const std::string acquire = "lg_acquire(" + lock + ", " + flags + ", 0, 0)";
+    const std::string acquire = "lg_acquire(" + lock + ", " + flags + ", " + subclass + ", 0)";
     const std::string release = "lg_release(" + lock + ")";
     switch (meaning) {
       case Meaning::kLock:
@@ -825,6 +844,7 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
           meaning != Meaning::kUnlockIrqrestore && meaning != Meaning::kUnlockBh &&
           meaning != Meaning::kLockDestroy) {
         what += std::string(" ") + flags + ClassNote(cls);
+        if (subclass != "0") what += " subclass " + subclass;
       }
     }
     AddPoint(loc, what);

@@ -69,8 +69,10 @@ std::vector<std::string> Findings(const std::string& report) {
   std::string line;
   bool next_is_dependency = false;
   while (std::getline(in, line)) {
-    if (line.rfind("WARNING:", 0) == 0) lines.push_back(line);
-    if (next_is_dependency) lines.push_back(line);
+    if (line.rfind("WARNING:", 0) == 0 || line.rfind("-> #", 0) == 0 ||
+        line.find(" --> ") != std::string::npos || next_is_dependency) {
+      lines.push_back(line);
+    }
     next_is_dependency = line.find("would create a new lock dependency") != std::string::npos;
   }
   return lines;
@@ -276,14 +278,48 @@ TEST(InstrumentedKernelTwin, FixedListLruReparentIsSilent) {
 }
 #endif
 
-#if defined(LGI_LIST_LRU_REPARENT) && defined(LGI_EXAMPLE_LIST_LRU_REPARENT)
-TEST(InstrumentedKernelTwin, ReportsWhatTheHandAnnotatedExampleReports) {
-  fs::path dir = WorkDir("compare_list_lru");
-  Outcome twin = RunCommand(std::string("'") + LGI_LIST_LRU_REPARENT + "'", dir);
-  Outcome annotated = RunCommand(std::string("'") + LGI_EXAMPLE_LIST_LRU_REPARENT + "'", dir);
+// The twin and the hand-annotated example must find the same things about the same classes.
+void ExpectSameFindings(const std::string& twin_path, const std::string& annotated_path,
+                        const std::string& test) {
+  fs::path dir = WorkDir(test);
+  Outcome twin = RunCommand("'" + twin_path + "'", dir);
+  Outcome annotated = RunCommand("'" + annotated_path + "'", dir);
   std::vector<std::string> expected = Findings(annotated.err);
   ASSERT_FALSE(expected.empty()) << annotated.err;
   EXPECT_EQ(Findings(twin.err), expected) << "twin:\n" << twin.err << "\nannotated:\n" << annotated.err;
+}
+
+#if defined(LGI_LIST_LRU_REPARENT) && defined(LGI_EXAMPLE_LIST_LRU_REPARENT)
+TEST(InstrumentedKernelTwin, ListLruReparentReportsWhatTheHandAnnotatedExampleReports) {
+  ExpectSameFindings(LGI_LIST_LRU_REPARENT, LGI_EXAMPLE_LIST_LRU_REPARENT, "compare_list_lru");
+}
+#endif
+
+#ifdef LGI_SLUB_FLUSH_HOTPLUG
+TEST(InstrumentedKernelTwin, SlubFlushHotplugReportsTheFiveLockCycle) {
+  fs::path dir = WorkDir("run_slub");
+  Outcome o = RunCommand(std::string("'") + LGI_SLUB_FLUSH_HOTPLUG + "'", dir);
+  EXPECT_NE(o.out.find("slub_flush_hotplug: done"), std::string::npos);
+  EXPECT_NE(o.err.find("WARNING: possible circular locking dependency detected"), std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find("flush_lock --> cpu_hotplug_lock --> pcp_batch_high_lock --> "
+                       "memory_chain.rwsem --> slab_mutex"),
+            std::string::npos)
+      << o.err;
+}
+
+TEST(InstrumentedKernelTwin, FixedSlubFlushHotplugIsSilent) {
+  fs::path dir = WorkDir("run_slub_fixed");
+  Outcome o = RunCommand(std::string("'") + LGI_SLUB_FLUSH_HOTPLUG_FIXED + "'", dir);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("slub_flush_hotplug_fixed: done"), std::string::npos);
+  EXPECT_EQ(o.err.find("WARNING:"), std::string::npos) << o.err;
+}
+#endif
+
+#if defined(LGI_SLUB_FLUSH_HOTPLUG) && defined(LGI_EXAMPLE_SLUB_FLUSH_HOTPLUG)
+TEST(InstrumentedKernelTwin, SlubFlushHotplugReportsWhatTheHandAnnotatedExampleReports) {
+  ExpectSameFindings(LGI_SLUB_FLUSH_HOTPLUG, LGI_EXAMPLE_SLUB_FLUSH_HOTPLUG, "compare_slub");
 }
 #endif
 

@@ -1,0 +1,570 @@
+/* Small pthread programs for the runtime tests: `runtime_cases NAME` runs one case. Each buggy
+ * case has a clean twin; the test runs them under liblockgraph and checks what a user sees. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NOINLINE __attribute__((noinline))
+
+static pthread_mutex_t lock_a = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t lock_b = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t lock_c = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t lock_d = PTHREAD_MUTEX_INITIALIZER;
+
+typedef void (*body_fn)(void);
+
+static void *run_body(void *arg) {
+  ((body_fn)arg)();
+  return NULL;
+}
+
+/* Runs `body` on a new thread and waits for it: the orders never overlap in time. */
+static void on_thread(body_fn body) {
+  pthread_t t;
+  pthread_create(&t, NULL, run_body, (void *)body);
+  pthread_join(t, NULL);
+}
+
+static NOINLINE void lock2(pthread_mutex_t *x, pthread_mutex_t *y) {
+  pthread_mutex_lock(x);
+  pthread_mutex_lock(y);
+  pthread_mutex_unlock(y);
+  pthread_mutex_unlock(x);
+}
+
+/* --- ABBA and longer cycles ------------------------------------------------------------------ */
+static void take_ab(void) { lock2(&lock_a, &lock_b); }
+static void take_ba(void) { lock2(&lock_b, &lock_a); }
+static void take_bc(void) { lock2(&lock_b, &lock_c); }
+static void take_ca(void) { lock2(&lock_c, &lock_a); }
+static void take_cd(void) { lock2(&lock_c, &lock_d); }
+static void take_da(void) { lock2(&lock_d, &lock_a); }
+static void take_ac(void) { lock2(&lock_a, &lock_c); }
+static void take_ad(void) { lock2(&lock_a, &lock_d); }
+static void take_bd(void) { lock2(&lock_b, &lock_d); }
+
+static void abba(void) { take_ab(); on_thread(take_ba); }
+static void abba_ok(void) { take_ab(); on_thread(take_ab); }
+static void cycle3(void) { take_ab(); on_thread(take_bc); on_thread(take_ca); }
+static void cycle3_ok(void) { take_ab(); on_thread(take_bc); on_thread(take_ac); }
+static void cycle4(void) { take_ab(); on_thread(take_bc); on_thread(take_cd); on_thread(take_da); }
+static void cycle4_ok(void) { take_ab(); on_thread(take_bc); on_thread(take_cd); on_thread(take_ad); on_thread(take_bd); }
+
+/* --- trylock: a trylock taken in reverse order cannot deadlock ------------------------------ */
+static void try_ba(void) {
+  pthread_mutex_lock(&lock_b);
+  if (pthread_mutex_trylock(&lock_a) == 0) pthread_mutex_unlock(&lock_a);
+  pthread_mutex_unlock(&lock_b);
+}
+static void trylock_reverse_ok(void) { take_ab(); on_thread(try_ba); }
+
+/* --- timed locks are blocking acquisitions ---------------------------------------------------- */
+static void timed_ba(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += 5;
+  pthread_mutex_lock(&lock_b);
+  if (pthread_mutex_timedlock(&lock_a, &ts) == 0) pthread_mutex_unlock(&lock_a);
+  pthread_mutex_unlock(&lock_b);
+}
+static void timed_ab(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += 5;
+  pthread_mutex_lock(&lock_a);
+  if (pthread_mutex_timedlock(&lock_b, &ts) == 0) pthread_mutex_unlock(&lock_b);
+  pthread_mutex_unlock(&lock_a);
+}
+static void timedlock_abba(void) { take_ab(); on_thread(timed_ba); }
+static void timedlock_ok(void) { take_ab(); on_thread(timed_ab); }
+
+/* A timed lock that times out leaves nothing held: unlocking the outer lock is balanced. */
+static void hold_b_briefly(void) {}
+static void *holder(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&lock_b);
+  usleep(200 * 1000);
+  pthread_mutex_unlock(&lock_b);
+  return NULL;
+}
+static void timedlock_timeout_ok(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, holder, NULL);
+  usleep(50 * 1000);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_nsec += 10 * 1000 * 1000;
+  if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
+  pthread_mutex_lock(&lock_a);
+  int rc = pthread_mutex_timedlock(&lock_b, &ts);
+  if (rc == 0) pthread_mutex_unlock(&lock_b);
+  pthread_mutex_unlock(&lock_a);
+  pthread_join(t, NULL);
+  hold_b_briefly();
+  printf("timedlock rc=%s\n", rc == ETIMEDOUT ? "ETIMEDOUT" : "0");
+}
+
+/* --- condition variables: a wait releases and re-takes its mutex ---------------------------- */
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
+static int queue_items;
+
+static void *cv_producer(void *arg) {
+  int nest = arg != NULL;
+  usleep(20 * 1000);
+  if (nest) pthread_mutex_lock(&lock_a); /* lock_a -> queue_lock */
+  pthread_mutex_lock(&queue_lock);
+  queue_items++;
+  pthread_cond_signal(&queue_cond);
+  pthread_mutex_unlock(&queue_lock);
+  if (nest) pthread_mutex_unlock(&lock_a);
+  return NULL;
+}
+static void cv_wait_then(int nest) {
+  pthread_t t;
+  pthread_create(&t, NULL, cv_producer, nest ? (void *)1 : NULL);
+  pthread_mutex_lock(&queue_lock);
+  while (queue_items == 0) pthread_cond_wait(&queue_cond, &queue_lock);
+  if (nest) {
+    pthread_mutex_lock(&lock_a); /* queue_lock -> lock_a, taken after the wait */
+    pthread_mutex_unlock(&lock_a);
+  }
+  pthread_mutex_unlock(&queue_lock);
+  pthread_join(t, NULL);
+}
+static void condvar_inversion(void) { cv_wait_then(1); }
+static void condvar_ok(void) { cv_wait_then(0); }
+
+/* --- recursive and errorcheck mutexes --------------------------------------------------------- */
+static pthread_mutex_t rec_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+static void recursive_ok(void) {
+  pthread_mutexattr_t attr;
+  pthread_mutex_t m;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&m, &attr);
+  pthread_mutex_lock(&m);
+  pthread_mutex_lock(&m);
+  if (pthread_mutex_trylock(&m) == 0) pthread_mutex_unlock(&m);
+  pthread_mutex_unlock(&m);
+  pthread_mutex_unlock(&m);
+  pthread_mutex_destroy(&m);
+  pthread_mutex_lock(&rec_lock);
+  pthread_mutex_lock(&lock_a);
+  pthread_mutex_lock(&rec_lock); /* re-lock by the owner: not a rec_lock -> lock_a -> rec_lock cycle */
+  pthread_mutex_unlock(&rec_lock);
+  pthread_mutex_unlock(&lock_a);
+  pthread_mutex_unlock(&rec_lock);
+}
+static void errorcheck_relock(void) {
+  pthread_mutexattr_t attr;
+  static pthread_mutex_t checked;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+  pthread_mutex_init(&checked, &attr);
+  pthread_mutex_lock(&checked);
+  int rc = pthread_mutex_lock(&checked);
+  printf("relock rc=%s\n", rc == EDEADLK ? "EDEADLK" : "other");
+  pthread_mutex_unlock(&checked);
+  pthread_mutex_destroy(&checked);
+}
+
+/* --- rwlocks ---------------------------------------------------------------------------------- */
+static pthread_rwlock_t table_lock = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_rwlock_t index_lock = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_rwlock_t wp_table;  /* writer-preferring, non-recursive readers */
+static pthread_rwlock_t wp_index;
+
+static NOINLINE void read2(pthread_rwlock_t *x, pthread_rwlock_t *y) {
+  pthread_rwlock_rdlock(x);
+  pthread_rwlock_rdlock(y);
+  pthread_rwlock_unlock(y);
+  pthread_rwlock_unlock(x);
+}
+static void rd_ti(void) { read2(&table_lock, &index_lock); }
+static void rd_it(void) { read2(&index_lock, &table_lock); }
+static void rwlock_read_read_ok(void) { rd_ti(); on_thread(rd_it); }
+static void wp_ti(void) { read2(&wp_table, &wp_index); }
+static void wp_it(void) { read2(&wp_index, &wp_table); }
+static void init_wp(pthread_rwlock_t *l) {
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(l, &attr);
+}
+static void rwlock_writer_pref_read_read(void) {
+  init_wp(&wp_table);
+  init_wp(&wp_index);
+  wp_ti();
+  on_thread(wp_it);
+}
+static void wr_ti(void) {
+  pthread_rwlock_wrlock(&table_lock);
+  pthread_rwlock_rdlock(&index_lock);
+  pthread_rwlock_unlock(&index_lock);
+  pthread_rwlock_unlock(&table_lock);
+}
+static void wr_it(void) {
+  pthread_rwlock_wrlock(&index_lock);
+  pthread_rwlock_rdlock(&table_lock);
+  pthread_rwlock_unlock(&table_lock);
+  pthread_rwlock_unlock(&index_lock);
+}
+static void rwlock_write_inversion(void) { wr_ti(); on_thread(wr_it); }
+
+/* --- spinlocks -------------------------------------------------------------------------------- */
+static pthread_spinlock_t spin_x, spin_y;
+static void spin_xy(void) {
+  pthread_spin_lock(&spin_x);
+  pthread_spin_lock(&spin_y);
+  pthread_spin_unlock(&spin_y);
+  pthread_spin_unlock(&spin_x);
+}
+static void spin_yx(void) {
+  pthread_spin_lock(&spin_y);
+  pthread_spin_lock(&spin_x);
+  pthread_spin_unlock(&spin_x);
+  pthread_spin_unlock(&spin_y);
+}
+static void spin_abba(void) {
+  pthread_spin_init(&spin_x, 0);
+  pthread_spin_init(&spin_y, 0);
+  spin_xy();
+  on_thread(spin_yx);
+}
+static void spin_ok(void) {
+  pthread_spin_init(&spin_x, 0);
+  pthread_spin_init(&spin_y, 0);
+  spin_xy();
+  on_thread(spin_xy);
+}
+
+/* --- lock arrays from one init site ----------------------------------------------------------- */
+#define NSLOTS 6
+static pthread_mutex_t slots[NSLOTS];
+static void init_slots(void) {
+  for (int i = 0; i < NSLOTS; i++) pthread_mutex_init(&slots[i], NULL);
+}
+static NOINLINE void lock_pair(int first, int second) {
+  pthread_mutex_lock(&slots[first]);
+  pthread_mutex_lock(&slots[second]);
+  pthread_mutex_unlock(&slots[second]);
+  pthread_mutex_unlock(&slots[first]);
+}
+static void array_ascending_ok(void) {
+  init_slots();
+  for (int i = 0; i + 1 < NSLOTS; i++) lock_pair(i, i + 1);
+  lock_pair(0, NSLOTS - 1);
+}
+static void array_inversion(void) {
+  init_slots();
+  lock_pair(1, 2);
+  lock_pair(2, 1);
+}
+
+/* --- heap address reuse: a new lock at an old address inherits nothing ------------------------ */
+struct obj {
+  pthread_mutex_t lock;
+  long payload[4];
+};
+static NOINLINE void first_user(struct obj *o) { /* lock_a -> o->lock */
+  pthread_mutex_lock(&lock_a);
+  pthread_mutex_lock(&o->lock);
+  pthread_mutex_unlock(&o->lock);
+  pthread_mutex_unlock(&lock_a);
+}
+static NOINLINE void second_user(struct obj *o) { /* o->lock -> lock_a */
+  pthread_mutex_lock(&o->lock);
+  pthread_mutex_lock(&lock_a);
+  pthread_mutex_unlock(&lock_a);
+  pthread_mutex_unlock(&o->lock);
+}
+static NOINLINE struct obj *make_obj_static_init(void) {
+  struct obj *o = malloc(sizeof *o);
+  pthread_mutex_t init = PTHREAD_MUTEX_INITIALIZER;
+  memcpy(&o->lock, &init, sizeof init);
+  return o;
+}
+static NOINLINE struct obj *make_obj_site1(void) {
+  struct obj *o = malloc(sizeof *o);
+  pthread_mutex_init(&o->lock, NULL);
+  return o;
+}
+static NOINLINE struct obj *make_obj_site2(void) {
+  struct obj *o = malloc(sizeof *o);
+  pthread_mutex_init(&o->lock, NULL);
+  return o;
+}
+static void address_reuse_ok(void) {
+  struct obj *o1 = make_obj_static_init();
+  first_user(o1);
+  free(o1);
+  struct obj *o2 = make_obj_static_init();
+  second_user(o2);
+  printf("reused=%d\n", o1 == o2);
+  free(o2);
+  struct obj *o3 = make_obj_site1();
+  first_user(o3);
+  pthread_mutex_destroy(&o3->lock);
+  free(o3);
+  struct obj *o4 = make_obj_site2();
+  second_user(o4);
+  printf("reused=%d\n", o3 == o4);
+  pthread_mutex_destroy(&o4->lock);
+  free(o4);
+}
+/* The same init site is the same class: reuse or not, this is a real inversion. */
+static void address_reuse_same_class(void) {
+  struct obj *o1 = make_obj_site1();
+  struct obj *o2 = make_obj_site1();
+  first_user(o1);
+  pthread_mutex_lock(&o2->lock);
+  pthread_mutex_lock(&lock_a);
+  pthread_mutex_unlock(&lock_a);
+  pthread_mutex_unlock(&o2->lock);
+  free(o1);
+  free(o2);
+}
+
+/* --- lifecycle -------------------------------------------------------------------------------- */
+static void *unlock_a(void *arg) {
+  (void)arg;
+  pthread_mutex_unlock(&lock_a);
+  return NULL;
+}
+static void unlock_by_non_owner(void) {
+  pthread_mutex_lock(&lock_a);
+  pthread_t t;
+  pthread_create(&t, NULL, unlock_a, NULL);
+  pthread_join(t, NULL);
+}
+static void unlock_by_owner_ok(void) {
+  pthread_mutex_lock(&lock_a);
+  pthread_mutex_unlock(&lock_a);
+}
+static void destroy_held(void) {
+  pthread_mutex_t m;
+  pthread_mutex_init(&m, NULL);
+  pthread_mutex_lock(&m);
+  int rc = pthread_mutex_destroy(&m);
+  printf("destroy rc=%s\n", rc == EBUSY ? "EBUSY" : "0");
+}
+static void destroy_unseen_ok(void) {
+  pthread_mutex_t m;
+  memset(&m, 0, sizeof m);
+  pthread_mutex_destroy(&m); /* never locked, never initialised through pthread_mutex_init */
+  pthread_mutex_t n = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_destroy(&n);
+}
+static void *exit_holding(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&lock_c);
+  return NULL; /* BUG: lock_c still held */
+}
+static void *exit_clean(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&lock_c);
+  pthread_mutex_unlock(&lock_c);
+  return NULL;
+}
+static void thread_exit_holding(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, exit_holding, NULL);
+  pthread_join(t, NULL);
+}
+static void thread_exit_ok(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, exit_clean, NULL);
+  pthread_join(t, NULL);
+}
+static void exit_holding_lock_ok(void) {
+  pthread_mutex_lock(&lock_a);
+  exit(0); /* the process ends with lock_a held: not a finding */
+}
+
+/* --- signals ---------------------------------------------------------------------------------- */
+static volatile sig_atomic_t got_signal;
+static void handler_takes_a(int sig) {
+  (void)sig;
+  pthread_mutex_lock(&lock_a);
+  got_signal = 1;
+  pthread_mutex_unlock(&lock_a);
+}
+static void install(int sig, void (*fn)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = fn;
+  sigemptyset(&sa.sa_mask);
+  sigaction(sig, &sa, NULL);
+}
+static void block(int sig, int on) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, sig);
+  pthread_sigmask(on ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+static void signal_inconsistent(void) {
+  install(SIGUSR1, handler_takes_a);
+  pthread_mutex_lock(&lock_a); /* SIGUSR1 unblocked */
+  pthread_mutex_unlock(&lock_a);
+  raise(SIGUSR1);
+  printf("got=%d\n", got_signal);
+}
+static void signal_inconsistent_blocked_ok(void) {
+  install(SIGUSR1, handler_takes_a);
+  block(SIGUSR1, 1);
+  pthread_mutex_lock(&lock_a);
+  pthread_mutex_unlock(&lock_a);
+  block(SIGUSR1, 0);
+  raise(SIGUSR1);
+  printf("got=%d\n", got_signal);
+}
+/* lock_a is SIGUSR2-safe (used in the handler); lock_b is taken with SIGUSR2 unblocked; the
+ * dependency lock_a -> lock_b is made with SIGUSR2 blocked (so no inconsistency on lock_a). */
+static void signal_safe_to_unsafe_common(int b_blocked) {
+  install(SIGUSR2, handler_takes_a);
+  raise(SIGUSR2);
+  block(SIGUSR2, 1);
+  lock2(&lock_a, &lock_b);
+  block(SIGUSR2, 0);
+  if (b_blocked) block(SIGUSR2, 1);
+  pthread_mutex_lock(&lock_b);
+  pthread_mutex_unlock(&lock_b);
+  if (b_blocked) block(SIGUSR2, 0);
+  printf("got=%d\n", got_signal);
+}
+static void signal_safe_to_unsafe(void) { signal_safe_to_unsafe_common(0); }
+static void signal_safe_to_unsafe_blocked_ok(void) { signal_safe_to_unsafe_common(1); }
+/* A lock taken with a signal unblocked before any handler exists is not unsafe by itself. */
+static void signal_no_handler_ok(void) {
+  pthread_mutex_lock(&lock_a);
+  pthread_mutex_unlock(&lock_a);
+  signal(SIGUSR1, SIG_IGN);
+  raise(SIGUSR1);
+}
+/* signal(): handler installed through the BSD interface and run with the signal masked. */
+static void signal_bsd_inconsistent(void) {
+  signal(SIGUSR1, handler_takes_a);
+  pthread_mutex_lock(&lock_a);
+  pthread_mutex_unlock(&lock_a);
+  raise(SIGUSR1);
+  printf("got=%d\n", got_signal);
+}
+
+/* --- fork -------------------------------------------------------------------------------------- */
+static void *sleeper_holding_b(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&lock_b);
+  usleep(300 * 1000);
+  pthread_mutex_unlock(&lock_b);
+  return NULL;
+}
+static int wait_child(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+static void fork_ok(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, sleeper_holding_b, NULL);
+  usleep(50 * 1000);
+  pthread_mutex_lock(&lock_a); /* held by the forking thread: the child keeps it */
+  pid_t pid = fork();
+  if (pid == 0) {
+    pthread_mutex_unlock(&lock_a);           /* balanced in the child */
+    if (pthread_mutex_trylock(&lock_b) == 0) /* lock_b's holder does not exist here */
+      pthread_mutex_unlock(&lock_b);
+    lock2(&lock_c, &lock_d);
+    _exit(0);
+  }
+  pthread_mutex_unlock(&lock_a);
+  pthread_join(t, NULL);
+  printf("child=%d\n", wait_child(pid));
+}
+static void fork_child_abba(void) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    take_ab();
+    on_thread(take_ba);
+    exit(0);
+  }
+  int code = wait_child(pid);
+  printf("child=%d\n", code);
+  exit(code);
+}
+
+/* --- many short-lived locks ------------------------------------------------------------------- */
+static long rss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kib = -1;
+  while (f && fgets(line, sizeof line, f)) {
+    if (strncmp(line, "VmRSS:", 6) == 0) kib = atol(line + 6);
+  }
+  if (f) fclose(f);
+  return kib;
+}
+static void many_short_lived_locks_ok(void) {
+  long before = 0;
+  for (int i = 0; i < 400000; i++) {
+    pthread_mutex_t *m = malloc(sizeof *m + (i % 7) * 16);
+    pthread_mutex_init(m, NULL);
+    pthread_mutex_lock(&lock_a);
+    pthread_mutex_lock(m);
+    pthread_mutex_unlock(m);
+    pthread_mutex_unlock(&lock_a);
+    pthread_mutex_destroy(m);
+    free(m);
+    if (i == 100000) before = rss_kib();
+  }
+  long after = rss_kib();
+  printf("rss growth %ld KiB\n", after - before);
+}
+
+/* Records many events, then dies by SIGKILL: no exit handler, no flush. */
+static void killed_after_locks(void) {
+  for (int i = 0; i < 100000; i++) lock2(&lock_a, &lock_b);
+  kill(getpid(), SIGKILL);
+}
+
+struct entry {
+  const char *name;
+  body_fn fn;
+};
+static const struct entry entries[] = {
+#define E(x) {#x, x}
+    E(abba), E(abba_ok), E(cycle3), E(cycle3_ok), E(cycle4), E(cycle4_ok),
+    E(trylock_reverse_ok), E(timedlock_abba), E(timedlock_ok), E(timedlock_timeout_ok),
+    E(condvar_inversion), E(condvar_ok), E(recursive_ok), E(errorcheck_relock),
+    E(rwlock_read_read_ok), E(rwlock_writer_pref_read_read), E(rwlock_write_inversion),
+    E(spin_abba), E(spin_ok), E(array_ascending_ok), E(array_inversion), E(address_reuse_ok),
+    E(address_reuse_same_class), E(unlock_by_non_owner), E(unlock_by_owner_ok), E(destroy_held),
+    E(destroy_unseen_ok), E(thread_exit_holding), E(thread_exit_ok), E(exit_holding_lock_ok),
+    E(signal_inconsistent), E(signal_inconsistent_blocked_ok), E(signal_safe_to_unsafe),
+    E(signal_safe_to_unsafe_blocked_ok), E(signal_no_handler_ok), E(signal_bsd_inconsistent),
+    E(fork_ok), E(fork_child_abba), E(many_short_lived_locks_ok), E(killed_after_locks),
+#undef E
+};
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s CASE\n", argv[0]);
+    return 2;
+  }
+  for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++) {
+    if (strcmp(entries[i].name, argv[1]) == 0) {
+      entries[i].fn();
+      printf("%s: done\n", argv[1]);
+      return 0;
+    }
+  }
+  fprintf(stderr, "unknown case %s\n", argv[1]);
+  return 2;
+}

@@ -1,0 +1,568 @@
+// Runs real programs under liblockgraph (LD_PRELOAD, or linked) and checks what a user sees:
+// the report's headline, the locks it names, the exit code; every buggy case has a silent twin.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <span>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "lockgraph/log_format.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr int kFoundExit = 66;
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string TempPath(const std::string& tag) {
+  const char* dir = getenv("TMPDIR");
+  return std::string(dir ? dir : "/tmp") + "/lg_rt_" + tag + "_" + std::to_string(getpid()) +
+         "_" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+
+// Runs argv with extra environment entries; stdout/stderr captured; killed after 60 s.
+RunResult RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env = {}) {
+  const std::string out_path = TempPath("out"), err_path = TempPath("err");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, 1);
+    dup2(err, 2);
+    for (const std::string& e : env) putenv(strdup(e.c_str()));
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(strdup(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  RunResult r;
+  int status = 0;
+  for (int waited_ms = 0;; waited_ms += 10) {
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) break;
+    if (waited_ms > 60000) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      ADD_FAILURE() << argv.back() << ": timed out (hung?)";
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = ReadFile(out_path);
+  r.err = ReadFile(err_path);
+  unlink(out_path.c_str());
+  unlink(err_path.c_str());
+  return r;
+}
+
+std::string Preload() { return std::string("LD_PRELOAD=") + LG_RUNTIME_LIB; }
+
+RunResult RunCase(const char* program, const std::string& name,
+                  const std::string& options = "exitcode=66") {
+  return RunProgram({program, name}, {Preload(), "LOCKGRAPH_OPTIONS=" + options});
+}
+RunResult RunC(const std::string& name) { return RunCase(LG_CASES, name); }
+RunResult RunCpp(const std::string& name) { return RunCase(LG_CASES_CPP, name); }
+RunResult RunApi(const std::string& name) {
+  return RunProgram({LG_API_CASES, name}, {"LOCKGRAPH_OPTIONS=exitcode=66"});  // linked, no preload
+}
+
+int CountOf(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+std::string Shown(const RunResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\n--- stdout ---\n" + r.out +
+         "--- stderr ---\n" + r.err;
+}
+
+void ExpectSilent(const RunResult& r) {
+  EXPECT_EQ(r.exit_code, 0) << Shown(r);
+  EXPECT_THAT(r.err, Not(HasSubstr("WARNING"))) << Shown(r);
+  EXPECT_THAT(r.err, Not(HasSubstr("turning off the validator"))) << Shown(r);
+}
+
+void ExpectOneReport(const RunResult& r, const std::string& headline) {
+  EXPECT_EQ(r.exit_code, kFoundExit) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("WARNING: " + headline)) << Shown(r);
+  EXPECT_EQ(CountOf(r.err, "WARNING:"), 1) << Shown(r);
+}
+
+const char kCircular[] = "possible circular locking dependency detected";
+
+// --- Lock orders --------------------------------------------------------------------------------
+
+TEST(ShimOrder, AbbaAcrossThreadsNamesBothLocksAndTheSites) {
+  RunResult r = RunC("abba");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("(lock_a)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(lock_b)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("lock2 (cases.c:")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("take_ba")) << Shown(r);
+  EXPECT_THAT(r.out, HasSubstr("abba: done")) << Shown(r);
+}
+
+TEST(ShimOrder, SameOrderOnBothThreadsIsSilent) { ExpectSilent(RunC("abba_ok")); }
+
+TEST(ShimOrder, CycleOfThreeLocks) {
+  RunResult r = RunC("cycle3");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("(lock_c)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("Chain exists of")) << Shown(r);
+}
+
+TEST(ShimOrder, ThreeLocksWithoutCycleIsSilent) { ExpectSilent(RunC("cycle3_ok")); }
+
+TEST(ShimOrder, CycleOfFourLocks) {
+  RunResult r = RunC("cycle4");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("(lock_d)")) << Shown(r);
+}
+
+TEST(ShimOrder, FourLocksWithoutCycleIsSilent) { ExpectSilent(RunC("cycle4_ok")); }
+
+TEST(ShimOrder, TrylockInReverseOrderIsNoFalseAlarm) { ExpectSilent(RunC("trylock_reverse_ok")); }
+
+TEST(ShimOrder, TimedLockIsABlockingAcquisition) {
+  RunResult r = RunC("timedlock_abba");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("timed_ba")) << Shown(r);
+}
+
+TEST(ShimOrder, TimedLockInOrderIsSilent) { ExpectSilent(RunC("timedlock_ok")); }
+
+TEST(ShimOrder, TimedLockThatTimesOutLeavesNothingHeld) {
+  RunResult r = RunC("timedlock_timeout_ok");
+  ExpectSilent(r);
+  EXPECT_THAT(r.out, HasSubstr("timedlock rc=ETIMEDOUT")) << Shown(r);
+}
+
+TEST(ShimOrder, ConditionWaitReleasesAndRetakesItsMutex) {
+  RunResult r = RunC("condvar_inversion");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("(queue_lock)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(lock_a)")) << Shown(r);
+}
+
+TEST(ShimOrder, ConditionWaitWithoutNestingIsSilent) { ExpectSilent(RunC("condvar_ok")); }
+
+TEST(ShimOrder, SpinlockAbba) {
+  RunResult r = RunC("spin_abba");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("(spin_x)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(spin_y)")) << Shown(r);
+}
+
+TEST(ShimOrder, SpinlocksInOrderAreSilent) { ExpectSilent(RunC("spin_ok")); }
+
+// --- Lock kinds ---------------------------------------------------------------------------------
+
+TEST(ShimKinds, RecursiveMutexRelockedByOwnerIsNotRecursiveLocking) {
+  ExpectSilent(RunC("recursive_ok"));
+}
+
+TEST(ShimKinds, ErrorcheckRelockIsRecursiveLockingAndKeepsEdeadlk) {
+  RunResult r = RunC("errorcheck_relock");
+  ExpectOneReport(r, "possible recursive locking detected");
+  EXPECT_THAT(r.err, HasSubstr("(checked)")) << Shown(r);
+  EXPECT_THAT(r.out, HasSubstr("relock rc=EDEADLK")) << Shown(r);  // real result unchanged
+}
+
+TEST(ShimKinds, DefaultRwlockReadReadInversionIsSilent) {
+  ExpectSilent(RunC("rwlock_read_read_ok"));
+}
+
+TEST(ShimKinds, WriterPreferringRwlockReadReadInversionIsReported) {
+  RunResult r = RunC("rwlock_writer_pref_read_read");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("wp_table")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("wp_index")) << Shown(r);
+}
+
+TEST(ShimKinds, RwlockWriteReadInversionIsReported) {
+  RunResult r = RunC("rwlock_write_inversion");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("(table_lock)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(index_lock)")) << Shown(r);
+}
+
+TEST(ShimKinds, LockArrayFromOneInitSiteAscendingIsSilent) {
+  ExpectSilent(RunC("array_ascending_ok"));
+}
+
+TEST(ShimKinds, LockArrayFromOneInitSiteInvertedIsInstanceOrder) {
+  RunResult r = RunC("array_inversion");
+  ExpectOneReport(r, "possible instance-order deadlock in one lock class detected");
+  EXPECT_THAT(r.err, HasSubstr("slots")) << Shown(r);
+}
+
+// --- Classes and lifetimes ------------------------------------------------------------------------
+
+TEST(ShimClasses, ReusedHeapAddressInheritsNoDependencies) {
+  RunResult r = RunC("address_reuse_ok");
+  ExpectSilent(r);
+  EXPECT_THAT(r.out, HasSubstr("reused=1")) << Shown(r);  // the test really reused an address
+}
+
+TEST(ShimClasses, OneInitSiteIsOneClassAcrossInstances) {
+  RunResult r = RunC("address_reuse_same_class");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("make_obj_site1")) << Shown(r);
+}
+
+TEST(ShimLifecycle, UnlockByNonOwnerIsBadUnlockBalance) {
+  RunResult r = RunC("unlock_by_non_owner");
+  ExpectOneReport(r, "bad unlock balance detected!");
+  EXPECT_THAT(r.err, HasSubstr("(lock_a)")) << Shown(r);
+}
+
+TEST(ShimLifecycle, UnlockByOwnerIsSilent) { ExpectSilent(RunC("unlock_by_owner_ok")); }
+
+TEST(ShimLifecycle, DestroyOfHeldLockIsReported) {
+  RunResult r = RunC("destroy_held");
+  EXPECT_EQ(r.exit_code, kFoundExit) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("WARNING: held lock freed!")) << Shown(r);
+  EXPECT_THAT(r.out, HasSubstr("destroy rc=EBUSY")) << Shown(r);
+}
+
+TEST(ShimLifecycle, DestroyOfLocksNeverSeenIsSilent) { ExpectSilent(RunC("destroy_unseen_ok")); }
+
+TEST(ShimLifecycle, ThreadExitWithLockHeld) {
+  RunResult r = RunC("thread_exit_holding");
+  ExpectOneReport(r, "still has locks held!");
+  EXPECT_THAT(r.err, HasSubstr("(lock_c)")) << Shown(r);
+}
+
+TEST(ShimLifecycle, ThreadExitWithNothingHeldIsSilent) { ExpectSilent(RunC("thread_exit_ok")); }
+
+TEST(ShimLifecycle, ProcessExitWhileHoldingALockIsSilent) {
+  ExpectSilent(RunC("exit_holding_lock_ok"));
+}
+
+TEST(ShimLifecycle, MillionsOfShortLivedLocksKeepMemoryBounded) {
+  RunResult r = RunC("many_short_lived_locks_ok");
+  ExpectSilent(r);
+  long growth = -1;
+  std::sscanf(r.out.c_str(), "rss growth %ld", &growth);
+  EXPECT_GE(growth, 0) << Shown(r);
+  EXPECT_LT(growth, 64 * 1024) << Shown(r);  // 300,000 more locks: under 64 MiB of growth
+}
+
+// --- Signals --------------------------------------------------------------------------------------
+
+TEST(ShimSignals, LockInHandlerAndWithSignalUnblockedIsInconsistent) {
+  RunResult r = RunC("signal_inconsistent");
+  ExpectOneReport(r, "inconsistent lock state");
+  EXPECT_THAT(r.err, HasSubstr("{SIGUSR1-ON-W} -> {IN-SIGUSR1-W}")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(lock_a)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("handler_takes_a")) << Shown(r);
+  EXPECT_THAT(r.out, HasSubstr("got=1")) << Shown(r);
+}
+
+TEST(ShimSignals, SignalBlockedAroundTheLockIsSilent) {
+  RunResult r = RunC("signal_inconsistent_blocked_ok");
+  ExpectSilent(r);
+  EXPECT_THAT(r.out, HasSubstr("got=1")) << Shown(r);
+}
+
+TEST(ShimSignals, SafeToUnsafeOrderNamesTheSignal) {
+  RunResult r = RunC("signal_safe_to_unsafe");
+  ExpectOneReport(r, "SIGUSR2-safe -> SIGUSR2-unsafe lock order detected");
+  EXPECT_THAT(r.err, HasSubstr("(lock_a)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(lock_b)")) << Shown(r);
+}
+
+TEST(ShimSignals, SafeToUnsafeWithSignalBlockedIsSilent) {
+  ExpectSilent(RunC("signal_safe_to_unsafe_blocked_ok"));
+}
+
+TEST(ShimSignals, NoHandlerMeansNoInterruptContext) {
+  ExpectSilent(RunC("signal_no_handler_ok"));
+}
+
+TEST(ShimSignals, BsdSignalHandlerIsAnInterruptContextToo) {
+  RunResult r = RunC("signal_bsd_inconsistent");
+  ExpectOneReport(r, "inconsistent lock state");
+  EXPECT_THAT(r.err, HasSubstr("SIGUSR1")) << Shown(r);
+}
+
+// --- fork -----------------------------------------------------------------------------------------
+
+TEST(ShimFork, ChildKeepsOnlyTheForkingThreadsLocks) {
+  RunResult r = RunC("fork_ok");
+  ExpectSilent(r);
+  EXPECT_THAT(r.out, HasSubstr("child=0")) << Shown(r);
+}
+
+TEST(ShimFork, ChildReportsItsOwnFindings) {
+  RunResult r = RunC("fork_child_abba");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.out, HasSubstr("child=66")) << Shown(r);
+}
+
+// --- C++ standard library locks -----------------------------------------------------------------
+
+TEST(ShimCpp, StdMutexAbbaNamesTheGlobals) {
+  RunResult r = RunCpp("mutex_abba");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("config_mu")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("stats_mu")) << Shown(r);
+}
+
+TEST(ShimCpp, StdMutexInOrderIsSilent) { ExpectSilent(RunCpp("mutex_ok")); }
+
+TEST(ShimCpp, HeapStdMutexMembersInvertedAreReported) {
+  RunResult r = RunCpp("heap_abba");
+  EXPECT_EQ(r.exit_code, kFoundExit) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("Transfer")) << Shown(r);
+}
+
+TEST(ShimCpp, HeapStdMutexMembersInOrderAreSilent) { ExpectSilent(RunCpp("heap_ok")); }
+
+TEST(ShimCpp, RecursiveMutexRelockIsSilent) { ExpectSilent(RunCpp("recursive_ok")); }
+
+TEST(ShimCpp, SharedMutexReadReadInversionIsSilent) {
+  ExpectSilent(RunCpp("shared_read_read_ok"));
+}
+
+TEST(ShimCpp, SharedMutexWriteInversionIsReported) {
+  RunResult r = RunCpp("shared_write_inversion");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("routes_mu")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("peers_mu")) << Shown(r);
+}
+
+TEST(ShimCpp, TimedMutexAbba) {
+  RunResult r = RunCpp("timed_abba");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("disk_mu")) << Shown(r);
+}
+
+TEST(ShimCpp, TimedMutexInOrderIsSilent) { ExpectSilent(RunCpp("timed_ok")); }
+
+TEST(ShimCpp, ConditionVariableWaitIsSilent) { ExpectSilent(RunCpp("condvar_ok")); }
+
+TEST(ShimCpp, AnnotatedWrappersCarryTheirNames) {
+  RunResult r = RunCpp("wrapper_abba");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("(cache_mu)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(index_mu)")) << Shown(r);
+}
+
+TEST(ShimCpp, AnnotatedWrappersWithScopedLockAreSilent) { ExpectSilent(RunCpp("wrapper_ok")); }
+
+TEST(ShimCpp, AnnotatedCustomLockJoinsTheGraph) {
+  RunResult r = RunCpp("annotated_abba");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("(ring_lock)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("config_mu")) << Shown(r);
+}
+
+// --- C API (linked, not preloaded) ----------------------------------------------------------------
+
+TEST(CApi, HardirqUseAndIrqsEnabledUseIsInconsistent) {
+  RunResult r = RunApi("irq_inconsistent");
+  ExpectOneReport(r, "inconsistent lock state");
+  EXPECT_THAT(r.err, HasSubstr("(dev_lock)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("HARDIRQ")) << Shown(r);
+}
+
+TEST(CApi, IrqSaveRestoreAroundTheLockIsSilent) { ExpectSilent(RunApi("irq_save_ok")); }
+
+TEST(CApi, SoftirqSafeToUnsafe) {
+  RunResult r = RunApi("softirq_safe_to_unsafe");
+  ExpectOneReport(r, "SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected");
+  EXPECT_THAT(r.err, HasSubstr("(queue_lock)")) << Shown(r);
+}
+
+TEST(CApi, NestedSubclassIsSilent) { ExpectSilent(RunApi("nested_ok")); }
+
+TEST(CApi, SameLockTwiceIsRecursiveLocking) {
+  RunResult r = RunApi("recursive_same_lock");
+  ExpectOneReport(r, "possible recursive locking detected");
+  EXPECT_THAT(r.err, HasSubstr("(dev_lock)")) << Shown(r);
+}
+
+TEST(CApi, FailedAssertionsAreReportedOncePerSite) {
+  RunResult r = RunApi("assert_held_fails");
+  EXPECT_EQ(r.exit_code, kFoundExit) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("lock assertion failed: dev_lock is not held")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("none expected")) << Shown(r);
+  EXPECT_THAT(r.out, HasSubstr("held=0 held_now=1 none=0 findings=2")) << Shown(r);
+}
+
+TEST(CApi, AssertionsThatHoldAreSilent) { ExpectSilent(RunApi("assert_ok")); }
+
+TEST(CApi, ReportCallbackAndOptions) {
+  RunResult r = RunApi("callback_and_options");
+  EXPECT_THAT(r.out, HasSubstr("bad=-1 good=0 callback=1 findings=1")) << Shown(r);
+}
+
+TEST(CApi, DisabledBuildCompilesToNothing) { ExpectSilent(RunApi("disabled_ok")); }
+
+// --- Options --------------------------------------------------------------------------------------
+
+TEST(ShimOptions, WithoutExitcodeTheProgramsOwnStatusIsKept) {
+  RunResult r = RunCase(LG_CASES, "abba", "verbosity=1");
+  EXPECT_EQ(r.exit_code, 0) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("WARNING: ")) << Shown(r);
+}
+
+TEST(ShimOptions, HaltOnErrorStopsAtTheFirstReport) {
+  RunResult r = RunCase(LG_CASES, "abba", "halt_on_error=1:exitcode=7");
+  EXPECT_EQ(r.exit_code, 7) << Shown(r);
+  EXPECT_THAT(r.out, Not(HasSubstr("abba: done"))) << Shown(r);
+}
+
+TEST(ShimOptions, LogFileReceivesTheReport) {
+  const std::string log = TempPath("log");
+  RunResult r = RunCase(LG_CASES, "abba", "exitcode=66:log_file=" + log);
+  EXPECT_EQ(r.exit_code, kFoundExit) << Shown(r);
+  EXPECT_THAT(r.err, Not(HasSubstr("WARNING"))) << Shown(r);
+  EXPECT_THAT(ReadFile(log), HasSubstr("WARNING: possible circular locking dependency"));
+  unlink(log.c_str());
+}
+
+TEST(ShimOptions, BadOptionIsNamedAndTheRunGoesOn) {
+  RunResult r = RunCase(LG_CASES, "abba", "exitcode=66:frobnicate=1");
+  EXPECT_THAT(r.err, HasSubstr("unknown option 'frobnicate'")) << Shown(r);
+  EXPECT_THAT(r.out, HasSubstr("abba: done")) << Shown(r);
+}
+
+// --- lockgraph run and the recorder ---------------------------------------------------------------
+
+#ifdef LG_CLI
+RunResult RunCli(std::vector<std::string> args) {
+  args.insert(args.begin(), {LG_CLI, "run"});
+  return RunProgram(args, {"LOCKGRAPH_OPTIONS="});
+}
+
+TEST(LockgraphRun, ExitcodeWhenFoundElseTheProgramsOwn) {
+  RunResult found = RunCli({"--exitcode", "66", "--", LG_CASES, "abba"});
+  EXPECT_EQ(found.exit_code, 66) << Shown(found);
+  EXPECT_THAT(found.err, HasSubstr("WARNING: possible circular locking dependency"));
+  RunResult clean = RunCli({"--exitcode", "66", "--", LG_CASES, "abba_ok"});
+  EXPECT_EQ(clean.exit_code, 0) << Shown(clean);
+  RunResult unknown_case = RunCli({"--exitcode", "66", "--", LG_CASES, "no_such_case"});
+  EXPECT_EQ(unknown_case.exit_code, 2) << Shown(unknown_case);  // the program's own status
+}
+
+TEST(LockgraphRun, FindingsOfAForkedChildCount) {
+  RunResult r = RunCli({"--exitcode", "9", "--", LG_CASES, "fork_child_abba"});
+  EXPECT_EQ(r.exit_code, 9) << Shown(r);
+}
+
+TEST(LockgraphRun, MissingProgramIsAClearError) {
+  RunResult r = RunCli({"--", "/nonexistent/program"});
+  EXPECT_EQ(r.exit_code, 127) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("cannot run '/nonexistent/program'")) << Shown(r);
+}
+
+// Decodes a binary lock log with the codec; returns the events (by type) and whether it ended.
+struct LogSummary {
+  bool header_ok = false;
+  int acquires = 0, class_defs = 0, stacks = 0, ends = 0, errors = 0;
+};
+LogSummary Summarize(const std::string& bytes) {
+  LogSummary s;
+  std::span<const std::uint8_t> file(reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                     bytes.size());
+  lockgraph::logfmt::BinaryScanner scanner(file);
+  lockgraph::logfmt::FileHeader header;
+  lockgraph::logfmt::DecodeError error;
+  s.header_ok = scanner.ReadHeader(&header, &error) ==
+                lockgraph::logfmt::BinaryScanner::HeaderResult::kOk;
+  lockgraph::logfmt::BlockView block;
+  for (;;) {
+    auto next = scanner.NextBlock(&block, &error);
+    if (next == lockgraph::logfmt::BinaryScanner::Next::kEnd) break;
+    if (next == lockgraph::logfmt::BinaryScanner::Next::kError) {
+      ++s.errors;
+      continue;
+    }
+    lockgraph::logfmt::BlockDecoder decoder(block);
+    lockgraph::logfmt::Event e;
+    while (decoder.Next(&e, &error)) {
+      using lockgraph::logfmt::RecordType;
+      if (e.type == RecordType::kAcquire) ++s.acquires;
+      if (e.type == RecordType::kClassDef) ++s.class_defs;
+      if (e.type == RecordType::kStackDef) ++s.stacks;
+      if (e.type == RecordType::kRunEnd) ++s.ends;
+    }
+  }
+  return s;
+}
+
+TEST(LockgraphRun, RecordWritesOneLogPerProcess) {
+  const std::string log = TempPath("rec") + ".lglog";
+  RunResult r = RunCli({"--record", log, "--", LG_CASES, "fork_ok"});
+  EXPECT_EQ(r.exit_code, 0) << Shown(r);
+  LogSummary parent = Summarize(ReadFile(log));
+  EXPECT_TRUE(parent.header_ok);
+  EXPECT_GT(parent.acquires, 3);
+  EXPECT_GE(parent.class_defs, 3);
+  EXPECT_EQ(parent.ends, 1);
+  EXPECT_EQ(parent.errors, 0);
+  // The forked child wrote LOG.<pid>.
+  bool child_found = false;
+  const std::string dir = log.substr(0, log.rfind('/'));
+  const std::string base = log.substr(log.rfind('/') + 1);
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(base + ".", 0) == 0) {
+      LogSummary child = Summarize(ReadFile(entry.path().string()));
+      EXPECT_TRUE(child.header_ok);
+      EXPECT_GT(child.acquires, 0);
+      child_found = true;
+      unlink(entry.path().c_str());
+    }
+  }
+  EXPECT_TRUE(child_found);
+  unlink(log.c_str());
+}
+
+TEST(LockgraphRun, RecordSurvivesKillUpToTheLastCompleteBlock) {
+  const std::string log = TempPath("kill") + ".lglog";
+  // Many events, then SIGKILL: no exit handler runs, the block being filled is lost.
+  RunResult r = RunProgram({LG_CASES, "killed_after_locks"},
+                    {Preload(), "LOCKGRAPH_OPTIONS=record=" + log, "LOCKGRAPH_ROOT_PID="});
+  EXPECT_EQ(r.exit_code, 128 + SIGKILL) << Shown(r);
+  LogSummary s = Summarize(ReadFile(log));
+  EXPECT_TRUE(s.header_ok);
+  EXPECT_GT(s.acquires, 1000);
+  EXPECT_EQ(s.ends, 0);
+  unlink(log.c_str());
+}
+#endif  // LG_CLI
+
+}  // namespace

@@ -300,6 +300,15 @@ TEST(UserspaceExamples, DiningPhilosophersLowerForkFirstIsSilent) {
   ExpectSilentTwin(RunUnderLockgraph("dining_philosophers_fixed"));
 }
 
+// lockdep's own rule (--strict) cannot tell the fixed order from the buggy one: any fork taken
+// under another fork is "recursive locking". This is what the default mode improves on.
+TEST(UserspaceExamples, DiningPhilosophersFixedIsRecursiveLockingInStrictMode) {
+  RunResult r = RunProgram(
+      {LG_CLI, "run", "--strict", "--exitcode", "66", "--", Example("dining_philosophers_fixed")});
+  ExpectOneReport(r, "possible recursive locking detected");
+  EXPECT_THAT(r.err, HasSubstr("(forks)")) << Shown(r);
+}
+
 // Hand-written text logs of the examples (tests/examples/scenarios/) replayed by `lockgraph
 // analyze` give the live run's headline: the same engine sees the same events.
 struct ScenarioCase {

@@ -109,7 +109,7 @@ int main(void) {
   struct folio written = {.mapping = &mapping, .index = 1, .memcg = &live};
   struct folio added = {.mapping = &mapping, .index = 2, .memcg = &live};
 
-  xa_init_named(&mapping.i_pages, "i_pages");
+  xa_init_named(&mapping.i_pages, "address_space::i_pages");
   list_lru_init(&shadow_nodes, "shadow_nodes.xa");
   memcg_list_lru_alloc(&dying, &shadow_nodes);
 

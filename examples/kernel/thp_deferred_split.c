@@ -25,7 +25,7 @@ struct list_lru {
 
 /* mm/list_lru.c: one init site for every list_lru's lock, hence one class unless a key is given. */
 static void __list_lru_init(struct list_lru *lru, struct lock_class_key *key, const char *key_name) {
-  spin_lock_init_named(&lru->node[0].lock, "list_lru_node.lock");
+  spin_lock_init_named(&lru->node[0].lock, "list_lru_node::lock");
   if (key != NULL) lockdep_set_class_and_name(&lru->node[0].lock, key, key_name);
   INIT_LIST_HEAD(&lru->node[0].list);
 }

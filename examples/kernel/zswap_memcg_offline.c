@@ -41,7 +41,7 @@ static struct mem_cgroup root_mem_cgroup = {.kmemcg_id = 0, .online = true, .par
 
 static __kfunc void memcg_list_lru_alloc(struct list_lru *lru, struct mem_cgroup *memcg) {
   struct list_lru_one *l = kzalloc(sizeof(*l));
-  spin_lock_init_named(&l->lock, "list_lru_one.lock");
+  spin_lock_init_named(&l->lock, "list_lru_one::lock");
   INIT_LIST_HEAD(&l->list);
   xa_store_irq(&lru->xa, memcg->kmemcg_id, l);
 }

@@ -154,7 +154,7 @@ TEST(KernelExamples, ListLruReparentReportsSafeToUnsafeOrder) {
   RunResult r = RunKernelExample("list_lru_reparent");
   ExpectOneReport(r, "HARDIRQ-safe -> HARDIRQ-unsafe lock order detected");
   // The new dependency, the safe lock and the unsafe lock, each with where it got that way.
-  EXPECT_THAT(r.err, HasSubstr("(i_pages)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(address_space::i_pages)")) << Shown(r);
   EXPECT_THAT(r.err, HasSubstr("(shadow_nodes.xa)")) << Shown(r);
   EXPECT_THAT(r.err, HasSubstr("filemap_add_folio")) << Shown(r);         // the new dependency
   EXPECT_THAT(r.err, HasSubstr("folio_end_writeback")) << Shown(r);       // became HARDIRQ-safe
@@ -195,7 +195,7 @@ TEST(KernelExamples, ThpDeferredSplitReportsInconsistentLockState) {
   RunResult r = RunKernelExample("thp_deferred_split");
   ExpectOneReport(r, "inconsistent lock state");
   EXPECT_THAT(r.err, HasSubstr("{IN-HARDIRQ-W} -> {HARDIRQ-ON-W}")) << Shown(r);
-  EXPECT_THAT(r.err, HasSubstr("(list_lru_node.lock)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(list_lru_node::lock)")) << Shown(r);
   EXPECT_THAT(r.err, HasSubstr("folio_undo_large_rmappable")) << Shown(r);  // the IN-HARDIRQ use
   EXPECT_THAT(r.err, HasSubstr("d_lru_add")) << Shown(r);                   // the HARDIRQ-ON use
   EXPECT_THAT(r.err, HasSubstr("<Interrupt>")) << Shown(r);
@@ -208,7 +208,7 @@ TEST(KernelExamples, ThpDeferredSplitWithItsOwnClassKeyIsSilent) {
 TEST(KernelExamples, ZswapMemcgOfflineReportsUseOfDestroyedLock) {
   RunResult r = RunKernelExample("zswap_memcg_offline");
   ExpectOneReport(r, "use of destroyed lock detected!");
-  EXPECT_THAT(r.err, HasSubstr("list_lru_one.lock")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("list_lru_one::lock")) << Shown(r);
   EXPECT_THAT(r.err, HasSubstr("zswap_lru_add")) << Shown(r);      // the late use
   EXPECT_THAT(r.err, HasSubstr("list_lru_one_free")) << Shown(r);  // where it was destroyed
 }
@@ -223,7 +223,7 @@ TEST(KernelExamples, ZswapMemcgOfflineAddingToTheParentIsSilent) {
 TEST(KernelExamples, FlagshipUnderLockgraphRunGivesTheSameReport) {
   RunResult r = RunProgram({LG_CLI, "run", "--exitcode", "66", "--", Example("list_lru_reparent")});
   ExpectOneReport(r, "HARDIRQ-safe -> HARDIRQ-unsafe lock order detected");
-  EXPECT_THAT(r.err, HasSubstr("(i_pages)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(address_space::i_pages)")) << Shown(r);
   EXPECT_THAT(r.err, HasSubstr("(shadow_nodes.xa)")) << Shown(r);
   EXPECT_THAT(r.err, HasSubstr("<Interrupt>")) << Shown(r);
   ExpectSilentTwin(

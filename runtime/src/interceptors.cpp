@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/types.h>
 #include <time.h>
+#include <ucontext.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -82,7 +84,8 @@ namespace {
   X(pthread_sigmask, int, (int, const sigset_t*, sigset_t*), nullptr, nullptr)                 \
   X(sigprocmask, int, (int, const sigset_t*, sigset_t*), nullptr, nullptr)                     \
   X(sigaction, int, (int, const struct sigaction*, struct sigaction*), nullptr, __sigaction)   \
-  X(fork, pid_t, (void), nullptr, __fork)
+  X(fork, pid_t, (void), nullptr, __fork)                                                     \
+  X(_exit, void, (int), nullptr, nullptr)
 
 struct RealFunctions {
 #define LG_DECLARE_REAL(name, ret, args, version, fallback) ret(*name) args;
@@ -594,7 +597,11 @@ void SignalTrampoline(int sig, siginfo_t* info, void* uctx) {
           sigset_t cur;
           sigemptyset(&cur);
           REAL(pthread_sigmask)(SIG_BLOCK, nullptr, &cur);
-          saved_blocked = tls.record->blocked;
+          // The mask the kernel restores when the handler returns (the thread's record may
+          // have been created just now, from inside the handler, with the handler's mask).
+          saved_blocked = uctx != nullptr
+                              ? SigsetBits(static_cast<ucontext_t*>(uctx)->uc_sigmask)
+                              : tls.record->blocked;
           ++tls.signal_depth;
           if (tls.signal_depth <= 8) {
             tls.signal_handlers[tls.signal_depth - 1] = reinterpret_cast<std::uintptr_t>(handler);
@@ -1013,4 +1020,26 @@ LG_EXPORT pid_t fork(void) {
   }
   errno = saved;
   return pid;
+}
+
+// _exit skips atexit: flush the lock log here, unless this is a vfork child (it shares the
+// parent's memory, and the recorder's state is the parent's).
+LG_EXPORT [[noreturn]] void _exit(int status) {
+  if (tls.guard == 0) {
+    HookScope scope;
+    if (scope.active()) {
+      try {
+        if (Runtime* rt = GetRuntime(); rt != nullptr && rt->recorder.enabled() &&
+                                        rt->recorder.pid() == getpid()) {
+          FlushDeferredReports(rt);
+          rt->recorder.Finish();
+        }
+      } catch (...) {
+      }
+    }
+  }
+  auto* real_exit = REAL(_exit);
+  if (real_exit != nullptr) real_exit(status);
+  syscall(SYS_exit_group, status);
+  __builtin_unreachable();
 }

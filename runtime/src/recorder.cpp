@@ -65,6 +65,7 @@ void Recorder::Start(const std::string& path, const Symbolizer* symbolizer) {
 
 void Recorder::OpenLocked(const std::string& path) {
   path_ = path;
+  pid_ = getpid();
   fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) {
     LogWarning(fmt::format("cannot record to '{}': {}; recording is off", path,

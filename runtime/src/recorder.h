@@ -30,6 +30,8 @@ class Recorder {
   // process run with LD_PRELOAD directly), `path.<pid>` for forked and exec'd children.
   void Start(const std::string& path, const Symbolizer* symbolizer);
   bool enabled() const { return enabled_.load(std::memory_order_relaxed); }
+  // The process the open log belongs to.
+  int pid() const { return pid_; }
 
   // Definitions.
   void ClassDefined(ClassId cls, std::uint8_t subclass, std::string_view identity,
@@ -70,6 +72,7 @@ class Recorder {
   std::string base_path_;
   std::string path_;
   int fd_ = -1;
+  int pid_ = 0;
   const Symbolizer* symbolizer_ = nullptr;
   std::vector<std::uint8_t> buffer_;
   std::unique_ptr<logfmt::BlockEncoder> encoder_;

@@ -303,6 +303,12 @@ bool ProcessSymbolizer::DataSymbol(std::uint64_t address, std::string* name,
   if (sname == nullptr || GELF_ST_TYPE(sym.st_info) != STT_OBJECT) return false;
   if (offset >= sym.st_size) return false;
   *name = Demangle(sname);
+  // A function-local static is "counter.0" in the symbol table: the source name is "counter".
+  const auto dot = name->rfind('.');
+  if (dot != std::string::npos && dot + 1 < name->size() &&
+      name->find_first_not_of("0123456789", dot + 1) == std::string::npos) {
+    name->resize(dot);
+  }
   *start = address - offset;
   *size = sym.st_size;
   return true;

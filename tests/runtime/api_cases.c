@@ -42,14 +42,14 @@ static void softirq_safe_to_unsafe(void) {
   lg_lock(&dev_lock); /* dev_lock is SOFTIRQ-safe */
   lg_unlock(&dev_lock);
   lg_softirq_exit();
+  lg_lock(&queue_lock); /* queue_lock is SOFTIRQ-unsafe */
+  lg_unlock(&queue_lock);
   lg_softirq_disable();
   lg_lock(&dev_lock);
-  lg_lock(&queue_lock); /* dev_lock -> queue_lock */
+  lg_lock(&queue_lock); /* dev_lock -> queue_lock: safe -> unsafe */
   lg_unlock(&queue_lock);
   lg_unlock(&dev_lock);
   lg_softirq_enable();
-  lg_lock(&queue_lock); /* queue_lock is SOFTIRQ-unsafe */
-  lg_unlock(&queue_lock);
 }
 
 static void nested_ok(void) {

@@ -193,15 +193,17 @@ static void rd_it(void) { read2(&index_lock, &table_lock); }
 static void rwlock_read_read_ok(void) { rd_ti(); on_thread(rd_it); }
 static void wp_ti(void) { read2(&wp_table, &wp_index); }
 static void wp_it(void) { read2(&wp_index, &wp_table); }
-static void init_wp(pthread_rwlock_t *l) {
-  pthread_rwlockattr_t attr;
-  pthread_rwlockattr_init(&attr);
-  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-  pthread_rwlock_init(l, &attr);
-}
+/* Each lock its own init site (one site would make them one class). */
+#define INIT_WP(l)                                                                   \
+  do {                                                                               \
+    pthread_rwlockattr_t attr;                                                       \
+    pthread_rwlockattr_init(&attr);                                                  \
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP); \
+    pthread_rwlock_init((l), &attr);                                                 \
+  } while (0)
 static void rwlock_writer_pref_read_read(void) {
-  init_wp(&wp_table);
-  init_wp(&wp_index);
+  INIT_WP(&wp_table);
+  INIT_WP(&wp_index);
   wp_ti();
   on_thread(wp_it);
 }
@@ -426,22 +428,33 @@ static void signal_inconsistent_blocked_ok(void) {
   raise(SIGUSR1);
   printf("got=%d\n", got_signal);
 }
-/* lock_a is SIGUSR2-safe (used in the handler); lock_b is taken with SIGUSR2 unblocked; the
- * dependency lock_a -> lock_b is made with SIGUSR2 blocked (so no inconsistency on lock_a). */
+/* lock_a is SIGUSR2-safe (used in the handler), lock_b SIGUSR2-unsafe (taken with SIGUSR2
+ * unblocked); then the dependency lock_a -> lock_b is made with SIGUSR2 blocked (so lock_a's own
+ * uses stay consistent): a safe -> unsafe order. */
 static void signal_safe_to_unsafe_common(int b_blocked) {
+  install(SIGUSR2, handler_takes_a);
+  raise(SIGUSR2);
+  if (b_blocked) block(SIGUSR2, 1);
+  pthread_mutex_lock(&lock_b);
+  pthread_mutex_unlock(&lock_b);
+  if (b_blocked) block(SIGUSR2, 0);
+  block(SIGUSR2, 1);
+  lock2(&lock_a, &lock_b);
+  block(SIGUSR2, 0);
+  printf("got=%d\n", got_signal);
+}
+static void signal_safe_to_unsafe(void) { signal_safe_to_unsafe_common(0); }
+static void signal_safe_to_unsafe_blocked_ok(void) { signal_safe_to_unsafe_common(1); }
+/* The same three facts in another order: the dependency first, then lock_b's unsafe use. */
+static void signal_irq_inversion(void) {
   install(SIGUSR2, handler_takes_a);
   raise(SIGUSR2);
   block(SIGUSR2, 1);
   lock2(&lock_a, &lock_b);
   block(SIGUSR2, 0);
-  if (b_blocked) block(SIGUSR2, 1);
   pthread_mutex_lock(&lock_b);
   pthread_mutex_unlock(&lock_b);
-  if (b_blocked) block(SIGUSR2, 0);
-  printf("got=%d\n", got_signal);
 }
-static void signal_safe_to_unsafe(void) { signal_safe_to_unsafe_common(0); }
-static void signal_safe_to_unsafe_blocked_ok(void) { signal_safe_to_unsafe_common(1); }
 /* A lock taken with a signal unblocked before any handler exists is not unsafe by itself. */
 static void signal_no_handler_ok(void) {
   pthread_mutex_lock(&lock_a);
@@ -548,7 +561,7 @@ static const struct entry entries[] = {
     E(address_reuse_same_class), E(unlock_by_non_owner), E(unlock_by_owner_ok), E(destroy_held),
     E(destroy_unseen_ok), E(thread_exit_holding), E(thread_exit_ok), E(exit_holding_lock_ok),
     E(signal_inconsistent), E(signal_inconsistent_blocked_ok), E(signal_safe_to_unsafe),
-    E(signal_safe_to_unsafe_blocked_ok), E(signal_no_handler_ok), E(signal_bsd_inconsistent),
+    E(signal_safe_to_unsafe_blocked_ok), E(signal_irq_inversion), E(signal_no_handler_ok), E(signal_bsd_inconsistent),
     E(fork_ok), E(fork_child_abba), E(many_short_lived_locks_ok), E(killed_after_locks),
 #undef E
 };

@@ -259,7 +259,9 @@ TEST(ShimLifecycle, DestroyOfLocksNeverSeenIsSilent) { ExpectSilent(RunC("destro
 
 TEST(ShimLifecycle, ThreadExitWithLockHeld) {
   RunResult r = RunC("thread_exit_holding");
-  ExpectOneReport(r, "still has locks held!");
+  EXPECT_EQ(r.exit_code, kFoundExit) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("still has locks held!")) << Shown(r);
+  EXPECT_EQ(CountOf(r.err, "WARNING:"), 1) << Shown(r);
   EXPECT_THAT(r.err, HasSubstr("(lock_c)")) << Shown(r);
 }
 
@@ -299,6 +301,13 @@ TEST(ShimSignals, SafeToUnsafeOrderNamesTheSignal) {
   RunResult r = RunC("signal_safe_to_unsafe");
   ExpectOneReport(r, "SIGUSR2-safe -> SIGUSR2-unsafe lock order detected");
   EXPECT_THAT(r.err, HasSubstr("(lock_a)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(lock_b)")) << Shown(r);
+}
+
+TEST(ShimSignals, UnsafeUseAfterTheDependencyIsAnIrqInversion) {
+  RunResult r = RunC("signal_irq_inversion");
+  ExpectOneReport(r, "possible irq lock inversion dependency detected");
+  EXPECT_THAT(r.err, HasSubstr("SIGUSR2")) << Shown(r);
   EXPECT_THAT(r.err, HasSubstr("(lock_b)")) << Shown(r);
 }
 
@@ -529,8 +538,8 @@ TEST(LockgraphRun, RecordWritesOneLogPerProcess) {
   EXPECT_EQ(r.exit_code, 0) << Shown(r);
   LogSummary parent = Summarize(ReadFile(log));
   EXPECT_TRUE(parent.header_ok);
-  EXPECT_GT(parent.acquires, 3);
-  EXPECT_GE(parent.class_defs, 3);
+  EXPECT_GE(parent.acquires, 2);    // lock_b on the sleeper thread, lock_a before fork
+  EXPECT_GE(parent.class_defs, 2);
   EXPECT_EQ(parent.ends, 1);
   EXPECT_EQ(parent.errors, 0);
   // The forked child wrote LOG.<pid>.
@@ -542,7 +551,7 @@ TEST(LockgraphRun, RecordWritesOneLogPerProcess) {
     if (name.rfind(base + ".", 0) == 0) {
       LogSummary child = Summarize(ReadFile(entry.path().string()));
       EXPECT_TRUE(child.header_ok);
-      EXPECT_GT(child.acquires, 0);
+      EXPECT_GE(child.acquires, 3);  // inherited lock_a, then lock_c, lock_d (flushed at _exit)
       child_found = true;
       unlink(entry.path().c_str());
     }

@@ -34,6 +34,7 @@ constexpr MeaningEntry kMeanings[] = {
     {"softirq_handler", Meaning::kSoftirqHandler},
     {"lock_unlock", Meaning::kLockUnlock},
     {"lock_unlock_irq", Meaning::kLockUnlockIrq},
+    {"set_class", Meaning::kSetClass},
     {"lock_init", Meaning::kLockInit},
     {"lock_destroy", Meaning::kLockDestroy},
 };
@@ -86,6 +87,7 @@ bool MeaningTakesLock(Meaning m) {
     case Meaning::kUnlockBh:
     case Meaning::kLockUnlock:
     case Meaning::kLockUnlockIrq:
+    case Meaning::kSetClass:
     case Meaning::kLockInit:
     case Meaning::kLockDestroy:
       return true;
@@ -122,7 +124,7 @@ bool Config::Load(const std::string& path, std::string& error) {
 }
 
 // Each line: `function = meaning [arg=N] [mode=write|read|read_recursive] [success=nonzero|zero]
-// [name_arg=N] [subclass_arg=N]`.
+// [name_arg=N] [subclass_arg=N] [key_arg=N]`.
 // '#' starts a comment. A later line for the same function replaces an earlier one.
 bool Config::Parse(std::string_view text, const std::string& name, std::string& error) {
   int line_no = 0;
@@ -176,6 +178,10 @@ bool Config::Parse(std::string_view text, const std::string& name, std::string& 
                  value.find_first_not_of("0123456789") == std::string_view::npos &&
                  value.size() < 3) {
         spec.name_arg = static_cast<int>(std::stoul(std::string(value)));
+      } else if (key == "key_arg" && !value.empty() &&
+                 value.find_first_not_of("0123456789") == std::string_view::npos &&
+                 value.size() < 3) {
+        spec.key_arg = static_cast<int>(std::stoul(std::string(value)));
       } else if (key == "subclass_arg" && !value.empty() &&
                  value.find_first_not_of("0123456789") == std::string_view::npos &&
                  value.size() < 3) {
@@ -193,9 +199,13 @@ bool Config::Parse(std::string_view text, const std::string& name, std::string& 
       } else {
         error = where + "unknown option '" + std::string(w) + "' for '" + std::string(function) +
                 "' (expected arg=N, mode=write|read|read_recursive, success=nonzero|zero, "
-                "name_arg=N, subclass_arg=N)";
+                "name_arg=N, subclass_arg=N, key_arg=N)";
         return false;
       }
+    }
+    if (spec.meaning == Meaning::kSetClass && spec.key_arg < 0) {
+      error = where + "'" + std::string(function) + "' is set_class but has no key_arg=N";
+      return false;
     }
     functions_[std::string(function)] = spec;
   }

@@ -30,6 +30,7 @@ enum class Meaning {
   kSoftirqHandler,     // the function's body runs in softirq context
   kLockUnlock,         // takes and releases the lock inside (xa_erase, xa_store)
   kLockUnlockIrq,      // the same with hardirqs disabled around it (xa_erase_irq)
+  kSetClass,           // moves the lock to the class of a key (lockdep_set_class)
   kLockInit,           // initialises the lock (spin_lock_init): gives it its class
   kLockDestroy,        // ends the lock (mutex_destroy)
 };
@@ -47,6 +48,7 @@ struct FunctionSpec {
   unsigned lock_arg = 0;  // which argument is the lock (for lock meanings)
   int name_arg = -1;      // lock_init: the argument that names the class, instead of the source
   int subclass_arg = -1;  // lock meanings: the argument holding the subclass (spin_lock_nested)
+  int key_arg = -1;       // set_class: the argument pointing to the key object
   std::string origin;     // "file:line" of the config entry, or "built-in"
 };
 

@@ -394,10 +394,14 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
       }
       if (encl && IsLockPrimitive(encl)) continue;
       std::string name_expr;
-      if (spec.meaning == Meaning::kLockInit && spec.name_arg >= 0 &&
-          static_cast<unsigned>(spec.name_arg) < use.args.size()) {
+      if (spec.name_arg >= 0 && static_cast<unsigned>(spec.name_arg) < use.args.size()) {
         const auto& [first, last] = use.args[spec.name_arg];
         name_expr = Lexer::getSourceText(CharSourceRange::getTokenRange(first, last), sm_, lo_).str();
+      }
+      std::string key_expr;
+      if (spec.key_arg >= 0 && static_cast<unsigned>(spec.key_arg) < use.args.size()) {
+        const auto& [first, last] = use.args[spec.key_arg];
+        key_expr = Lexer::getSourceText(CharSourceRange::getTokenRange(first, last), sm_, lo_).str();
       }
       CallSite site;
       site.loc = use.range.getBegin();
@@ -420,7 +424,8 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
                    Lexer::getSourceText(CharSourceRange::getTokenRange(first, last), sm_, lo_).str() + ")";
       }
       if (!FirstTime(site.loc)) continue;
-      EmitAt(site, use.name, spec.meaning, spec.mode, spec.success, lock, cls, name_expr, subclass);
+      EmitAt(site, use.name, spec.meaning, spec.mode, spec.success, lock, cls, name_expr, subclass,
+             key_expr);
     }
   }
 
@@ -716,9 +721,12 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
       cls = ClassOfPointer(arg, encl);
     }
     std::string name_expr;
-    if (spec.meaning == Meaning::kLockInit && spec.name_arg >= 0 &&
-        static_cast<unsigned>(spec.name_arg) < call->getNumArgs()) {
+    if (spec.name_arg >= 0 && static_cast<unsigned>(spec.name_arg) < call->getNumArgs()) {
       name_expr = Text(call->getArg(spec.name_arg));
+    }
+    std::string key_expr;
+    if (spec.key_arg >= 0 && static_cast<unsigned>(spec.key_arg) < call->getNumArgs()) {
+      key_expr = Text(call->getArg(spec.key_arg));
     }
     std::string subclass = "0";
     if (spec.subclass_arg >= 0 && static_cast<unsigned>(spec.subclass_arg) < call->getNumArgs()) {
@@ -730,13 +738,15 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
       }
       subclass = "(unsigned)(" + Text(arg) + ")";
     }
-    EmitLockCall(call, name, spec.meaning, spec.mode, spec.success, lock, cls, name_expr, subclass);
+    EmitLockCall(call, name, spec.meaning, spec.mode, spec.success, lock, cls, name_expr, subclass,
+                 key_expr);
   }
 
   // Emits the rewrite for one recognised call. `lock` is the text of a pointer to the lock.
   void EmitLockCall(const CallExpr* call, const std::string& name, Meaning meaning, Mode mode,
                     Success success, const std::string& lock, const std::optional<LockClass>& cls,
-                    const std::string& name_expr = "", const std::string& subclass = "0") {
+                    const std::string& name_expr = "", const std::string& subclass = "0",
+                    const std::string& key_expr = "") {
     CharSourceRange r = FileRange(call->getSourceRange());
     if (!Editable(r)) {
       Warn(call->getBeginLoc(), "not instrumenting call to '" + name +
@@ -745,14 +755,15 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
     }
     if (!FirstTime(r.getBegin())) return;
     EmitAt({r, false, call->getBeginLoc()}, name, meaning, mode, success, lock, cls, name_expr,
-           subclass);
+           subclass, key_expr);
   }
 
   // Emits the events of one recognised call or macro. `lock` is the text of a pointer to the
   // lock; `name_expr`, if not empty, the C expression naming a lock_init's class.
   void EmitAt(const CallSite& r, const std::string& name, Meaning meaning, Mode mode,
               Success success, const std::string& lock, const std::optional<LockClass>& cls,
-              const std::string& name_expr, const std::string& subclass = "0") {
+              const std::string& name_expr, const std::string& subclass = "0",
+              const std::string& key_expr = "") {
     const SourceLocation loc = r.loc;
     const std::string flags = ModeFlag(mode);
     const std::string hint = Hint(lock, cls, loc);
@@ -833,6 +844,22 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
       case Meaning::kLockDestroy:
         WrapBefore(r, "lg_lock_destroy(" + lock + ")");
         break;
+      case Meaning::kSetClass: {
+        // The user's key object is the class key (its address is what matters); the class is
+        // named by name_arg, else after the key expression as lockdep does ("&foo_key" -> foo_key).
+        if (key_expr.empty()) {
+          Warn(loc, "not instrumenting '" + name + "': it has no key argument");
+          return;
+        }
+        std::string key_name = key_expr;
+        if (!key_name.empty() && key_name[0] == '&') key_name = key_name.substr(1);
+        const std::string shown = name_expr.empty() ? Quote(key_name) : name_expr;
+        WrapBefore(r, "lg_set_class(" + lock + ", " + shown + ", (const lg_class_key *)(" + key_expr +
+                          "), 0)");
+        AddPoint(loc, "set_class '" + name + "' on '" + lock + "' (class '" +
+                          (name_expr.empty() ? key_name : name_expr) + "')");
+        return;
+      }
       case Meaning::kHardirqHandler:
       case Meaning::kSoftirqHandler:
         return;

@@ -73,6 +73,12 @@ std::vector<std::string> Findings(const std::string& report) {
         line.find(" --> ") != std::string::npos || next_is_dependency) {
       lines.push_back(line);
     }
+    // " 000055e46dbd2e80 (list_lru_one::lock){....}, at: ...": the class, not the address.
+    size_t open = line.find(" (");
+    if (line.size() > 1 && line[0] == ' ' && open != std::string::npos && open > 8 &&
+        line.find_first_not_of("0123456789abcdef", 1) == open) {
+      lines.push_back(line.substr(open + 1, line.find(')', open) - open));
+    }
     next_is_dependency = line.find("would create a new lock dependency") != std::string::npos;
   }
   return lines;
@@ -253,6 +259,34 @@ TEST(InstrumentDryRun, PthreadCallsAreRecognisedWithoutAConfig) {
       << o.out;
 }
 
+TEST(InstrumentDryRun, CompileCommandsJsonGivesEachFileItsFlags) {
+  fs::path dir = WorkDir("compile_commands");
+  WriteFile(dir / "inc" / "queue.h",
+            "#include <pthread.h>\nstruct queue { pthread_mutex_t QUEUE_LOCK; int n; };\n");
+  WriteFile(dir / "src" / "queue.c",
+            "#include \"queue.h\"\n"
+            "void push(struct queue *q) {\n"
+            "  pthread_mutex_lock(&q->QUEUE_LOCK);\n"
+            "  q->n++;\n"
+            "  pthread_mutex_unlock(&q->QUEUE_LOCK);\n"
+            "}\n");
+  // Without the database's -I and -D the file does not parse.
+  WriteFile(dir / "build" / "compile_commands.json",
+            "[{\"directory\": \"" + (dir / "build").string() + "\", \"file\": \"" +
+                (dir / "src" / "queue.c").string() + "\", \"command\": \"cc -c -I" +
+                (dir / "inc").string() + " -DQUEUE_LOCK=lock -o queue.o " +
+                (dir / "src" / "queue.c").string() + "\"}]\n");
+  Outcome o = RunCommand(Tool() + " --dry-run -p " + (dir / "build").string() + " " +
+                             (dir / "src" / "queue.c").string(),
+                         dir);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("queue.c:3:3: lock 'pthread_mutex_lock' on '&q->QUEUE_LOCK' LG_EXCLUSIVE "
+                       "(class 'queue::lock')"),
+            std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("\n2 instrumentation points\n"), std::string::npos) << o.out;
+}
+
 #ifdef LGI_LIST_LRU_REPARENT
 TEST(InstrumentedKernelTwin, ListLruReparentReportsHardirqSafeToUnsafeOrder) {
   fs::path dir = WorkDir("run_list_lru");
@@ -314,6 +348,58 @@ TEST(InstrumentedKernelTwin, FixedSlubFlushHotplugIsSilent) {
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_NE(o.out.find("slub_flush_hotplug_fixed: done"), std::string::npos);
   EXPECT_EQ(o.err.find("WARNING:"), std::string::npos) << o.err;
+}
+#endif
+
+#ifdef LGI_ZSWAP_MEMCG_OFFLINE
+TEST(InstrumentedKernelTwin, ZswapMemcgOfflineReportsUseOfDestroyedLock) {
+  fs::path dir = WorkDir("run_zswap");
+  Outcome o = RunCommand(std::string("'") + LGI_ZSWAP_MEMCG_OFFLINE + "'", dir);
+  EXPECT_NE(o.out.find("zswap_memcg_offline: done"), std::string::npos);
+  EXPECT_NE(o.err.find("WARNING: use of destroyed lock detected!"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find(" (list_lru_one::lock){"), std::string::npos) << o.err;
+}
+
+TEST(InstrumentedKernelTwin, FixedZswapMemcgOfflineIsSilent) {
+  fs::path dir = WorkDir("run_zswap_fixed");
+  Outcome o = RunCommand(std::string("'") + LGI_ZSWAP_MEMCG_OFFLINE_FIXED + "'", dir);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("zswap_memcg_offline_fixed: done"), std::string::npos);
+  EXPECT_EQ(o.err.find("WARNING:"), std::string::npos) << o.err;
+}
+#endif
+
+#if defined(LGI_ZSWAP_MEMCG_OFFLINE) && defined(LGI_EXAMPLE_ZSWAP_MEMCG_OFFLINE)
+TEST(InstrumentedKernelTwin, ZswapMemcgOfflineReportsWhatTheHandAnnotatedExampleReports) {
+  ExpectSameFindings(LGI_ZSWAP_MEMCG_OFFLINE, LGI_EXAMPLE_ZSWAP_MEMCG_OFFLINE, "compare_zswap");
+}
+#endif
+
+#ifdef LGI_THP_DEFERRED_SPLIT
+TEST(InstrumentedKernelTwin, ThpDeferredSplitReportsInconsistentStateOfTheSharedClass) {
+  fs::path dir = WorkDir("run_thp");
+  Outcome o = RunCommand(std::string("'") + LGI_THP_DEFERRED_SPLIT + "'", dir);
+  EXPECT_NE(o.out.find("thp_deferred_split: done"), std::string::npos);
+  EXPECT_NE(o.err.find("WARNING: inconsistent lock state"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage."), std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find(" (list_lru_node::lock){"), std::string::npos) << o.err;
+}
+
+// The fix gives the deferred split list its own class with lockdep_set_class_and_name(), which
+// the tool turns into lg_set_class().
+TEST(InstrumentedKernelTwin, FixedThpDeferredSplitIsSilent) {
+  fs::path dir = WorkDir("run_thp_fixed");
+  Outcome o = RunCommand(std::string("'") + LGI_THP_DEFERRED_SPLIT_FIXED + "'", dir);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("thp_deferred_split_fixed: done"), std::string::npos);
+  EXPECT_EQ(o.err.find("WARNING:"), std::string::npos) << o.err;
+}
+#endif
+
+#if defined(LGI_THP_DEFERRED_SPLIT) && defined(LGI_EXAMPLE_THP_DEFERRED_SPLIT)
+TEST(InstrumentedKernelTwin, ThpDeferredSplitReportsWhatTheHandAnnotatedExampleReports) {
+  ExpectSameFindings(LGI_THP_DEFERRED_SPLIT, LGI_EXAMPLE_THP_DEFERRED_SPLIT, "compare_thp");
 }
 #endif
 

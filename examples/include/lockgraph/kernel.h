@@ -64,18 +64,18 @@ struct lockdep_map {
 };
 
 /* One class per expansion site, named `name`, as the kernel's *_init macros do. */
-#define lgk_init_at_site_(map, name)                                    \
-  do {                                                                  \
-    static lg_class_key lgk_site_key_;                                  \
-    lg_lock_init((map), (name), &lgk_site_key_);                        \
+#define lgk_init_at_site_(map, name)                                      \
+  do {                                                                    \
+    static lg_class_key lgk_site_key_;                                    \
+    lg_lock_init((map), (name), &lgk_site_key_);                          \
   } while (0)
 
 /* Statics: DEFINE_MUTEX(x) and friends register `x` before main(), one class per lock, named "x". */
-#define lgk_define_(type, var, name)                                  \
+#define lgk_define_(type, var, name)                                      \
   type var;                                                               \
   __attribute__((constructor)) static void lgk_define_##var##_(void) {    \
     static lg_class_key lgk_static_key_;                                  \
-    lg_lock_init(&var.dep_map, name, &lgk_static_key_);              \
+    lg_lock_init(&var.dep_map, name, &lgk_static_key_);                   \
   }
 
 /* IRQ state ------------------------------------------------------------------------------------- */

@@ -360,7 +360,7 @@ void ReportWriter::InstanceOrder() {
   std::string order = " ";
   for (std::size_t i = 0; i < f_.instances.size(); ++i) {
     if (i) order += " --> ";
-    order += HexAddress(f_.instances[i]);
+    sym_.AppendLockInstance(f_.instances[i], &order);
   }
   Line(order);
   Line();
@@ -369,8 +369,13 @@ void ReportWriter::InstanceOrder() {
   Line();
   Line("       CPU0                    CPU1");
   Line("       ----                    ----");
-  const std::string a = f_.instances.empty() ? name : name + "#" + HexAddress(f_.instances.back());
-  const std::string b = f_.instances.empty() ? name : name + "#" + HexAddress(f_.instances.front());
+  auto instance = [&](LockId id) {
+    std::string s = name + " ";
+    sym_.AppendLockInstance(id, &s);
+    return s;
+  };
+  const std::string a = f_.instances.empty() ? name : instance(f_.instances.back());
+  const std::string b = f_.instances.empty() ? name : instance(f_.instances.front());
   Line("  lock(" + a + ");");
   Line("                               lock(" + b + ");");
   Line("                               lock(" + a + ");");
@@ -491,6 +496,10 @@ void Symbolizer::AppendCallSite(std::uint64_t ip, std::string* out) const {
     return;
   }
   *out += "0x" + HexAddress(ip);
+}
+
+void Symbolizer::AppendLockInstance(LockId lock, std::string* out) const {
+  *out += HexAddress(lock);
 }
 
 std::string Symbolizer::RunName(RunId) const { return {}; }

@@ -115,6 +115,8 @@ class Symbolizer {
   virtual void AppendStack(StackId stack, int indent, std::string* out) const;
   // Appends the call site as "function (file:line)" or a hex address.
   virtual void AppendCallSite(std::uint64_t ip, std::string* out) const;
+  // Names a lock instance where a report lists instances ("forks[4]"); default: its address.
+  virtual void AppendLockInstance(LockId lock, std::string* out) const;
   // Describes a run for merged reports ("prog[pid] (log file)"); empty for a single run.
   virtual std::string RunName(RunId run) const;
 };

@@ -673,6 +673,9 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
     const FunctionDecl* encl = EnclosingFunction(DynTypedNode::create(*call));
     if (IsLockPrimitive(encl)) return;
 
+    // lockgraph's own C++ API (lockgraph.hpp) reports its locks itself.
+    if (llvm::StringRef(callee->getQualifiedNameAsString()).startswith("lockgraph::")) return;
+
     const auto* member_call = dyn_cast<CXXMemberCallExpr>(call);
     if (member_call && IsGuardObject(member_call)) {
       // Guards are matched in no fixed order relative to calls: handled once all are known.
@@ -1144,6 +1147,7 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
     const CXXConstructorDecl* ctor = construct->getConstructor();
     const CXXRecordDecl* record = ctor->getParent();
     std::string type = record->getQualifiedNameAsString();
+    if (llvm::StringRef(type).startswith("lockgraph::")) return;  // lockgraph.hpp guards report
     const FunctionDecl* encl = EnclosingFunction(DynTypedNode::create(*var));
     if (IsLockPrimitive(encl)) return;
 

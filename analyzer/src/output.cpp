@@ -266,13 +266,50 @@ bool PrimaryLocation(const Analysis& a, const Finding& f, SourceLocation* loc) {
   return false;
 }
 
-std::string SarifUri(const std::string& file, const std::string& root) {
-  if (!root.empty() && file.size() > root.size() + 1 && file.compare(0, root.size(), root) == 0 &&
-      file[root.size()] == '/')
-    return file.substr(root.size() + 1);
-  if (!file.empty() && file[0] == '/') return "file://" + file;
-  return file;
-}
+// Symbolizers often give a bare file name ("bank.c:40"); code scanning needs the path in the
+// repository. A bare name that exists exactly once under the source root is resolved to it.
+class SourceIndex {
+ public:
+  explicit SourceIndex(std::string root) : root_(std::move(root)) {}
+
+  std::string Uri(const std::string& file) {
+    if (!root_.empty() && file.size() > root_.size() + 1 &&
+        file.compare(0, root_.size(), root_) == 0 && file[root_.size()] == '/')
+      return file.substr(root_.size() + 1);
+    if (!file.empty() && file[0] == '/') return "file://" + file;
+    if (file.find('/') != std::string::npos || root_.empty()) return file;
+    std::error_code ec;
+    if (std::filesystem::exists(std::filesystem::path(root_) / file, ec)) return file;
+    Build();
+    auto it = by_name_.find(file);
+    if (it != by_name_.end() && it->second.size() == 1) return it->second.front();
+    return file;
+  }
+
+ private:
+  void Build() {
+    if (built_) return;
+    built_ = true;
+    namespace fs = std::filesystem;
+    constexpr std::size_t kMaxFiles = 200000;  // named limit: files indexed under the root
+    std::error_code ec;
+    std::size_t n = 0;
+    for (auto it = fs::recursive_directory_iterator(root_, fs::directory_options::skip_permission_denied, ec);
+         !ec && it != fs::recursive_directory_iterator() && n < kMaxFiles; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (it->is_directory(ec)) {
+        // Build trees and VCS metadata hold copies or nothing of interest.
+        if (name.rfind("build", 0) == 0 || (!name.empty() && name[0] == '.')) it.disable_recursion_pending();
+        continue;
+      }
+      ++n;
+      by_name_[name].push_back(fs::relative(it->path(), root_, ec).string());
+    }
+  }
+  std::string root_;
+  bool built_ = false;
+  std::map<std::string, std::vector<std::string>> by_name_;
+};
 
 }  // namespace
 
@@ -351,6 +388,8 @@ std::string RenderSarif(const Analysis& a, const OutputOptions& o) {
     root_dir = std::filesystem::current_path(ec).string();
   }
   while (root_dir.size() > 1 && root_dir.back() == '/') root_dir.pop_back();
+  SourceIndex sources(root_dir);
+  auto SarifUri = [&sources](const std::string& file, const std::string&) { return sources.Uri(file); };
 
   ordered_json rules = ordered_json::array();
   for (int k = 0; k < kFindingKinds; ++k) {

@@ -405,7 +405,7 @@ int Main(int argc, char** argv) {
   app.footer(
       "Exit codes: 0 no (new) findings, 1 findings, 2 usage or input error.\n"
       "Examples:\n"
-      "  lockgraph run --record logs/ -- ./tests\n"
+      "  lockgraph run --record logs/unit.lglog -- ./unit_tests\n"
       "  lockgraph analyze logs/\n"
       "  lockgraph analyze --format sarif -o lockgraph.sarif --baseline .lockgraph-baseline logs/\n"
       "  lockgraph graph --format svg -o locks.svg logs/\n"

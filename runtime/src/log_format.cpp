@@ -1049,8 +1049,10 @@ bool TextDecoder::DecodeLine(std::string_view line, std::uint64_t line_number,
   if (line.size() > kMaxTextLine) return fail("line longer than 256 KiB");
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
 
-  // Tokenise: words separated by blanks, '#' starts a comment outside quotes.
-  std::vector<Token> tokens;
+  // Tokenise: words separated by blanks, '#' starts a comment outside quotes. The token
+  // vectors are reused from line to line (no allocation per line in the steady state).
+  thread_local std::vector<Token> tokens;
+  tokens.clear();
   std::size_t i = 0;
   while (i < line.size()) {
     char c = line[i];
@@ -1128,13 +1130,16 @@ bool TextDecoder::DecodeLine(std::string_view line, std::uint64_t line_number,
   if (!tokens[0].key.empty() || tokens[0].quoted) return fail("line does not start with a verb");
   const std::string_view verb = tokens[0].value;
 
-  std::vector<std::string_view> pos;   // positional words after the verb
-  std::vector<Token> kv;               // key=value options
+  thread_local std::vector<std::string_view> pos;   // positional words after the verb
+  thread_local std::vector<Token> kv;               // key=value options
+  pos.clear();
+  kv.clear();
   for (std::size_t k = 1; k < tokens.size(); ++k) {
     if (tokens[k].key.empty()) pos.push_back(tokens[k].value);
     else kv.push_back(tokens[k]);
   }
-  std::vector<bool> used(kv.size(), false);
+  thread_local std::vector<bool> used;
+  used.assign(kv.size(), false);
   auto opt = [&](std::string_view key) -> const Token* {
     for (std::size_t k = 0; k < kv.size(); ++k)
       if (kv[k].key == key) {
@@ -1199,7 +1204,7 @@ bool TextDecoder::DecodeLine(std::string_view line, std::uint64_t line_number,
     std::uint64_t v = 0;
     if (empty(tok, "thread")) return false;
     if (LooksNumeric(tok)) return number("thread", tok, key);
-    auto it = threads_.find(std::string(tok));
+    auto it = threads_.find(tok);
     if (it != threads_.end()) {
       *key = it->second;
       return true;
@@ -1229,7 +1234,7 @@ bool TextDecoder::DecodeLine(std::string_view line, std::uint64_t line_number,
       *id = static_cast<LogClassId>(v);
       return true;
     }
-    auto it = classes_.find(std::string(tok));
+    auto it = classes_.find(tok);
     if (it != classes_.end()) {
       *id = it->second;
       return true;
@@ -1251,7 +1256,7 @@ bool TextDecoder::DecodeLine(std::string_view line, std::uint64_t line_number,
   auto lock_of = [&](std::string_view tok, ThreadKey thread, bool implicit_init, LockId* id) {
     if (empty(tok, "lock")) return false;
     if (LooksNumeric(tok)) return number("lock", tok, id);
-    auto it = locks_.find(std::string(tok));
+    auto it = locks_.find(tok);
     if (it != locks_.end()) {
       *id = it->second;
       return true;
@@ -1272,13 +1277,17 @@ bool TextDecoder::DecodeLine(std::string_view line, std::uint64_t line_number,
     return true;
   };
   auto context_of = [&](std::string_view tok, ContextId* c) {
-    std::string lower(tok);
-    for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (lower == "hardirq") {
+    auto is = [&](std::string_view word) {
+      if (tok.size() != word.size()) return false;
+      for (std::size_t k = 0; k < word.size(); ++k)
+        if (std::tolower(static_cast<unsigned char>(tok[k])) != word[k]) return false;
+      return true;
+    };
+    if (is("hardirq")) {
       *c = kHardirqContext;
       return true;
     }
-    if (lower == "softirq") {
+    if (is("softirq")) {
       *c = kSoftirqContext;
       return true;
     }
@@ -1310,7 +1319,7 @@ bool TextDecoder::DecodeLine(std::string_view line, std::uint64_t line_number,
     return true;
   };
   auto site_of = [&](std::string_view text) {
-    auto it = sites_.find(std::string(text));
+    auto it = sites_.find(text);
     if (it != sites_.end()) return it->second;
     std::uint64_t ip = next_ip_;
     next_ip_ += 0x10;
@@ -1326,7 +1335,7 @@ bool TextDecoder::DecodeLine(std::string_view line, std::uint64_t line_number,
   auto stack_of = [&](std::string_view tok, StackId* s) {
     if (empty(tok, "stack")) return false;
     if (LooksNumeric(tok)) return number("stack", tok, s);
-    auto it = stacks_.find(std::string(tok));
+    auto it = stacks_.find(tok);
     if (it != stacks_.end()) {
       *s = it->second;
       return true;
@@ -1434,7 +1443,7 @@ bool TextDecoder::DecodeLine(std::string_view line, std::uint64_t line_number,
   } else if (v == "setclass") {
     if (need(2, "setclass LOCK CLASS")) {
       // No thread: the lock must be known or numbered.
-      if (LooksNumeric(pos[0]) || locks_.count(std::string(pos[0]))) {
+      if (LooksNumeric(pos[0]) || locks_.find(pos[0]) != locks_.end()) {
         lock_of(pos[0], 0, false, &ev.lock);
         if (class_of(pos[1], &ev.class_id, true)) ev.type = RecordType::kLockSetClass;
         common(&ev, false, false);

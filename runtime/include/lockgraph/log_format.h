@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -277,11 +278,18 @@ class TextDecoder {
   bool saw_magic_ = false;
   std::uint64_t next_thread_ = 1, next_lock_ = 1, next_class_ = 1, next_stack_ = 1;
   std::uint64_t next_ip_ = 0x1000;
-  std::unordered_map<std::string, ThreadKey> threads_;
-  std::unordered_map<std::string, LockId> locks_;
-  std::unordered_map<std::string, LogClassId> classes_;
-  std::unordered_map<std::string, StackId> stacks_;
-  std::unordered_map<std::string, std::uint64_t> sites_;
+  // Name tables with string_view look-up (no allocation to find a known name).
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  template <typename V>
+  using NameMap = std::unordered_map<std::string, V, NameHash, std::equal_to<>>;
+  NameMap<ThreadKey> threads_;
+  NameMap<LockId> locks_;
+  NameMap<LogClassId> classes_;
+  NameMap<StackId> stacks_;
+  NameMap<std::uint64_t> sites_;
   std::vector<bool> named_contexts_;
   std::deque<std::string> line_strings_;  // unescaped strings of the current line
   std::unordered_set<std::string> names_;  // interned names (live as long as the decoder)

@@ -131,7 +131,7 @@ run_compressor() {  # run_compressor NAME LABEL COMPRESS_CMD DECOMPRESS_CMD (com
   fi
   if [ "$helgrind" = 1 ]; then
     log "$name: under helgrind"
-    measure "$name" helgrind -- valgrind --tool=helgrind -q --trace-children=yes \
+    measure "$name" helgrind -- timeout 300 valgrind --tool=helgrind -q --trace-children=yes \
       --log-file="$out/$name.helgrind.%p.txt" \
       sh -c "$comp < '$data' > '$out/$name.hg.z' && $decomp < '$out/$name.hg.z' > '$out/$name.hg.out'"
     hg=$wall
@@ -158,7 +158,7 @@ run_sysbench() {
   fi
   if [ "$helgrind" = 1 ]; then
     log "sysbench: under helgrind"
-    measure sysbench helgrind -- valgrind --tool=helgrind -q --log-file="$out/sysbench.helgrind.txt" \
+    measure sysbench helgrind -- timeout 300 valgrind --tool=helgrind -q --log-file="$out/sysbench.helgrind.txt" \
       sysbench "${args[@]}" > /dev/null
     hg=$wall
   fi
@@ -201,7 +201,7 @@ memcached_check() {  # fixed request, printed response
 }
 
 run_memcached() {
-  local port=47211 same="yes" hg=""
+  local port=47211 same="yes" hg="" nw=0 nr=0 lw=0 lr=0
   local mc=(memcached -l 127.0.0.1 -p "$port" -U 0 -t 4 -m 64 -c 256 -u nobody)
   local mode
   for mode in native lockgraph helgrind; do
@@ -211,11 +211,12 @@ run_memcached() {
       native) "${mc[@]}" & ;;
       lockgraph) rm -f "$out/memcached.lg.reports"
                  "$lockgraph" run --log-file "$out/memcached.lg.reports" -- "${mc[@]}" & ;;
-      helgrind) valgrind --tool=helgrind -q --log-file="$out/memcached.helgrind.txt" "${mc[@]}" & ;;
+      helgrind) timeout 300 valgrind --tool=helgrind -q --log-file="$out/memcached.helgrind.txt" "${mc[@]}" & ;;
     esac
     local spid=$!
     if ! wait_port "$port"; then
-      log "memcached ($mode) did not start"; failures=$((failures + 1)); stop_server "$spid"; continue
+      log "memcached ($mode) did not start within 20 s"; same="NO ($mode: no start, hang)"
+      failures=$((failures + 1)); stop_server "$spid"; continue
     fi
     local x=100000
     [ "$mode" = helgrind ] && x=10000
@@ -226,12 +227,13 @@ run_memcached() {
     stop_server "$spid"
     local src=$?
     case $mode in
-      native) local nw=$w nr=$r ;;
-      lockgraph) local lw=$w lr=$r
+      native) nw=$w nr=$r ;;
+      lockgraph) lw=$w lr=$r
         [ "$src" -eq 0 ] || [ "$src" -eq 143 ] || { same="NO (exit $src)"; failures=$((failures + 1)); } ;;
       helgrind) hg=$(awk -v w="$w" 'BEGIN { printf "%.2f", w * 10 }') ;;  # 1/10 of the ops
     esac
   done
+  [ -f "$out/memcached.lockgraph.load" ] || { row "memcached -t 4 + memaslap" "$nw" "$nr" 0 0 "" "$same" "-"; return; }
   cmp -s "$out/memcached.native.check" "$out/memcached.lockgraph.check" ||
     { same="NO (responses differ)"; failures=$((failures + 1)); }
   grep -q 'Run time' "$out/memcached.lockgraph.load" || { same="NO (load generator failed)"; failures=$((failures + 1)); }
@@ -251,7 +253,7 @@ redis_check() {
 }
 
 run_redis() {
-  local port=46379 same="yes"
+  local port=46379 same="yes" nw=0 nr=0 lw=0 lr=0
   local srv=(redis-server --port "$port" --bind 127.0.0.1 --io-threads 2 --io-threads-do-reads yes
              --save "" --appendonly no --protected-mode yes --dir "$out" --logfile "")
   local mode
@@ -265,7 +267,8 @@ run_redis() {
     esac
     local spid=$!
     if ! wait_port "$port"; then
-      log "redis ($mode) did not start"; failures=$((failures + 1)); stop_server "$spid"; continue
+      log "redis ($mode) did not start within 20 s"; same="NO ($mode: no start, hang)"
+      failures=$((failures + 1)); stop_server "$spid"; continue
     fi
     redis-cli -h 127.0.0.1 -p "$port" flushall > /dev/null
     measure redis "$mode" -- sh -c "redis-benchmark -h 127.0.0.1 -p $port -n 3000 -c 8 -t set,get,incr,lpush -q > '$out/redis.$mode.load' 2>&1"
@@ -275,11 +278,12 @@ run_redis() {
     stop_server "$spid"
     local src=$?
     case $mode in
-      native) local nw=$w nr=$r ;;
-      lockgraph) local lw=$w lr=$r
+      native) nw=$w nr=$r ;;
+      lockgraph) lw=$w lr=$r
         [ "$src" -eq 0 ] || { same="NO (exit $src)"; failures=$((failures + 1)); } ;;
     esac
   done
+  [ -f "$out/redis.lockgraph.load" ] || { row "redis-server --io-threads 2 + redis-benchmark" "$nw" "$nr" 0 0 "" "$same" "-"; return; }
   cmp -s "$out/redis.native.check" "$out/redis.lockgraph.check" ||
     { same="NO (responses differ)"; failures=$((failures + 1)); }
   diff <(shape "$out/redis.native.load" | tr '\r' '\n' | grep -v '^ *$' | sed 's/:.*//' | sort -u) \
@@ -299,7 +303,7 @@ for p in $only; do
     stress-ng) run_stress_ng ;;
     pigz) run_compressor pigz "pigz -p 2 (8 MB, both ways)" "pigz -p 2 -c" "pigz -d -p 2 -c" ;;
     zstd) run_compressor zstd "zstd -T2 (8 MB, both ways)" "zstd -q -T2 -B1M -c" "zstd -q -d -c" ;;
-    xz) run_compressor xz "xz -T2 (8 MB, both ways)" "xz -T2 -3 --block-size=1MiB -c" "xz -d -T2 -c" ;;
+    xz) run_compressor xz "xz -T2 (8 MB, both ways)" "xz -T2 -1 --block-size=1MiB -c" "xz -d -T2 -c" ;;
     *) log "unknown program '$p'"; exit 2 ;;
   esac
 done

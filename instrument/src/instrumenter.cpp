@@ -127,7 +127,11 @@ std::string Prologue(bool cxx, const std::string& original_path, bool keep_inter
        "#error \"lockgraph-instrument output calls the lockgraph runtime; build the original "
        "sources to turn lockgraph off\"\n"
        "#endif\n"
-       "#include <lockgraph/lockgraph.h>\n";
+       "#include <lockgraph/lockgraph.h>\n"
+       // Helper code is inlined into the instrumented function and attributed to a file name of
+       // its own, so report stacks show the user's function and line, never a helper's.
+       "#define LG_INSTR_INLINE_ __attribute__((always_inline))\n"
+       "#line 1 \"<lockgraph-instrument>\"\n";
   if (cxx) p += "extern \"C\" {\n";
   // The class hint is optional in the runtime: weak, called only when present.
   p += "extern void lg_lock_class_hint(const void *, const char *, const lg_class_key *, "
@@ -138,23 +142,23 @@ std::string Prologue(bool cxx, const std::string& original_path, bool keep_inter
        "lg_instr_irq_saved_[" + std::to_string(kIrqSaveDepth) + "];\n"
        "__attribute__((weak, visibility(\"default\"))) __thread unsigned lg_instr_irq_depth_;\n";
   if (cxx) p += "}\n";
-  p += "static inline void lg_instr_hint_(const void *lock, const char *name, "
+  p += "static inline LG_INSTR_INLINE_ void lg_instr_hint_(const void *lock, const char *name, "
        "const lg_class_key *key, const char *site) {\n"
        "  if (lg_lock_class_hint) lg_lock_class_hint(lock, name, key, site);\n"
        "}\n"
-       "static inline void lg_instr_irq_push_(unsigned long flags) {\n"
+       "static inline LG_INSTR_INLINE_ void lg_instr_irq_push_(unsigned long flags) {\n"
        "  if (lg_instr_irq_depth_ < " + std::to_string(kIrqSaveDepth) +
        ") lg_instr_irq_saved_[lg_instr_irq_depth_] = flags;\n"
        "  ++lg_instr_irq_depth_;\n"
        "}\n"
-       "static inline unsigned long lg_instr_irq_pop_(void) {\n"
+       "static inline LG_INSTR_INLINE_ unsigned long lg_instr_irq_pop_(void) {\n"
        "  if (lg_instr_irq_depth_ == 0) return 0;\n"
        "  --lg_instr_irq_depth_;\n"
        "  return lg_instr_irq_depth_ < " + std::to_string(kIrqSaveDepth) +
        " ? lg_instr_irq_saved_[lg_instr_irq_depth_] : 0;\n"
        "}\n"
-       "static inline void lg_instr_hardirq_exit_(int *unused) { (void)unused; lg_hardirq_exit(); }\n"
-       "static inline void lg_instr_softirq_exit_(int *unused) { (void)unused; lg_softirq_exit(); }\n";
+       "static inline LG_INSTR_INLINE_ void lg_instr_hardirq_exit_(int *unused) { (void)unused; lg_hardirq_exit(); }\n"
+       "static inline LG_INSTR_INLINE_ void lg_instr_softirq_exit_(int *unused) { (void)unused; lg_softirq_exit(); }\n";
   if (!keep_interposers) {
     // The instrumented calls report every pthread and std lock already; the interposers of a
     // preloaded or linked liblockgraph would report each a second time.
@@ -162,11 +166,11 @@ std::string Prologue(bool cxx, const std::string& original_path, bool keep_inter
          "static void lg_instr_interposers_off_(void) { (void)lg_set_option(\"intercept\", \"0\"); }\n";
   }
   if (cxx) {
-    p += "template <class T> static inline T lg_instr_try_nz_(T r, const void *lock, unsigned f) {\n"
+    p += "template <class T> static inline LG_INSTR_INLINE_ T lg_instr_try_nz_(T r, const void *lock, unsigned f) {\n"
          "  if (r) lg_acquire(lock, f | LG_TRY, 0, 0);\n"
          "  return r;\n"
          "}\n"
-         "template <class T> static inline T lg_instr_try_zero_(T r, const void *lock, unsigned f) {\n"
+         "template <class T> static inline LG_INSTR_INLINE_ T lg_instr_try_zero_(T r, const void *lock, unsigned f) {\n"
          "  if (r == 0) lg_acquire(lock, f | LG_TRY, 0, 0);\n"
          "  return r;\n"
          "}\n"
@@ -176,28 +180,28 @@ std::string Prologue(bool cxx, const std::string& original_path, bool keep_inter
          "  const void *lock_;\n"
          "  unsigned flags_;\n"
          "  bool held_;\n"
-         "  lg_instr_scope_(const void *lock, unsigned flags, int how)\n"
+         "  LG_INSTR_INLINE_ lg_instr_scope_(const void *lock, unsigned flags, int how)\n"
          "      : lock_(lock), flags_(flags), held_(how == 1) {\n"
          "    if (how == 0) acquire();\n"
          "  }\n"
          "  lg_instr_scope_(const lg_instr_scope_ &) = delete;\n"
          "  lg_instr_scope_ &operator=(const lg_instr_scope_ &) = delete;\n"
-         "  ~lg_instr_scope_() { release(); }\n"
-         "  void acquire() { lg_acquire(lock_, flags_, 0, 0); held_ = true; }\n"
-         "  void release() { if (held_) lg_release(lock_); held_ = false; }\n"
+         "  LG_INSTR_INLINE_ ~lg_instr_scope_() { release(); }\n"
+         "  LG_INSTR_INLINE_ void acquire() { lg_acquire(lock_, flags_, 0, 0); held_ = true; }\n"
+         "  LG_INSTR_INLINE_ void release() { if (held_) lg_release(lock_); held_ = false; }\n"
          "  void forget() { held_ = false; }\n"
-         "  bool took(bool ok) {\n"
+         "  LG_INSTR_INLINE_ bool took(bool ok) {\n"
          "    if (ok) { lg_acquire(lock_, flags_ | LG_TRY, 0, 0); held_ = true; }\n"
          "    return ok;\n"
          "  }\n"
          "};\n"
          "}  // namespace\n";
   } else {
-    p += "static inline long lg_instr_try_nz_(long r, const void *lock, unsigned f) {\n"
+    p += "static inline LG_INSTR_INLINE_ long lg_instr_try_nz_(long r, const void *lock, unsigned f) {\n"
          "  if (r) lg_acquire(lock, f | LG_TRY, 0, 0);\n"
          "  return r;\n"
          "}\n"
-         "static inline long lg_instr_try_zero_(long r, const void *lock, unsigned f) {\n"
+         "static inline LG_INSTR_INLINE_ long lg_instr_try_zero_(long r, const void *lock, unsigned f) {\n"
          "  if (r == 0) lg_acquire(lock, f | LG_TRY, 0, 0);\n"
          "  return r;\n"
          "}\n";
@@ -290,7 +294,8 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
     rewriter_.InsertTextBefore(sm_.getLocForStartOfFile(main), head);
     if (!globals_.empty()) {
       // Globals defined here get their class before main() runs (no init call names them).
-      std::string tail = "\nstatic void lg_instr_init_globals_(void) __attribute__((constructor));\n"
+      std::string tail = "\n#line 1 \"<lockgraph-instrument>\"\n"
+                         "static void lg_instr_init_globals_(void) __attribute__((constructor));\n"
                          "static void lg_instr_init_globals_(void) {\n";
       for (const auto& g : globals_) tail += "  " + g + ";\n";
       tail += "}\n";

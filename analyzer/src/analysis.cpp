@@ -244,6 +244,7 @@ bool Analyze(const AnalyzeOptions& options, Analysis* a) {
     unmap(af.finding.target.instance);
     for (auto& h : af.finding.held) unmap(h.instance);
     for (auto& i : af.finding.instances) unmap(i);
+    a->symbolizer.current_run = run;
     af.report = FormatReport(af.finding, a->symbolizer);
     if (options.suppressions) {
       for (auto& s : *options.suppressions) {

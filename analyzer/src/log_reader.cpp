@@ -147,6 +147,9 @@ void Collect(LoadedLog* log, const logfmt::Event& e) {
     case RecordType::kCallSiteDef:
       log->sites.try_emplace(e.ip, std::string(e.text));
       break;
+    case RecordType::kLockName:
+      log->lock_names[e.lock] = std::string(e.text);
+      break;
     case RecordType::kRunEnd:
       log->complete = true;
       ++log->events;

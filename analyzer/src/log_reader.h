@@ -66,6 +66,7 @@ struct LoadedLog {
   std::vector<std::pair<ContextId, std::string>> context_names;
   std::unordered_map<std::uint64_t, std::string> sites;
   std::unordered_map<StackId, std::vector<std::string>> stacks;
+  std::unordered_map<LockId, std::string> lock_names;
 
   // Counters.
   std::uint64_t events = 0;         // replayable events (not definitions)

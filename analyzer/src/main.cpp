@@ -317,6 +317,15 @@ void ForEachDefinition(const LoadedLog& log, Fn fn) {
     e.text = *t;
     fn(e);
   }
+  std::map<LockId, const std::string*> names;
+  for (const auto& [lock, n] : log.lock_names) names.emplace(lock, &n);
+  for (const auto& [lock, n] : names) {
+    logfmt::Event e;
+    e.type = logfmt::RecordType::kLockName;
+    e.lock = lock;
+    e.text = *n;
+    fn(e);
+  }
   std::map<StackId, const std::vector<std::string>*> stacks;
   for (const auto& [id, f] : log.stacks) stacks.emplace(id, &f);
   for (const auto& [id, f] : stacks) {

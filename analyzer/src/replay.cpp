@@ -45,6 +45,15 @@ void LogSymbolizer::AppendCallSite(std::uint64_t ip, std::string* out) const {
   Symbolizer::AppendCallSite(ip, out);
 }
 
+void LogSymbolizer::AppendLockInstance(LockId lock, std::string* out) const {
+  auto it = lock_names.find(MapRunValue(current_run, lock));
+  if (it != lock_names.end()) {
+    out->append(it->second);
+    return;
+  }
+  Symbolizer::AppendLockInstance(lock, out);
+}
+
 std::string LogSymbolizer::RunName(RunId run) const {
   if (!name_runs) return {};
   return RunLabel(run);
@@ -75,6 +84,8 @@ std::uint64_t Replayer::Replay(const LoadedLog& log, RunId run, Progress* progre
   for (const auto& [ip, text] : log.sites) symbolizer_->sites.try_emplace(MapRunValue(run, ip), text);
   for (const auto& [id, frames] : log.stacks)
     symbolizer_->stacks.try_emplace(MapRunValue(run, id), frames);
+  for (const auto& [lock, name] : log.lock_names)
+    symbolizer_->lock_names.try_emplace(MapRunValue(run, lock), name);
   for (const auto& [ctx, name] : log.context_names) engine_->SetContextName(ctx, name);
 
   Engine& engine = *engine_;

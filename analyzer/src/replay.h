@@ -44,6 +44,8 @@ class LogSymbolizer : public Symbolizer {
   void AppendCallSite(std::uint64_t ip, std::string* out) const override;
   // "prog[pid] (file)" when more than one run was analysed, else empty (as a live run prints).
   std::string RunName(RunId run) const override;
+  // The recorded name of an instance of run `current_run` ("forks[4]"), else its address.
+  void AppendLockInstance(LockId lock, std::string* out) const override;
 
   // Always names the run, for structured outputs.
   std::string RunLabel(RunId run) const;
@@ -54,6 +56,9 @@ class LogSymbolizer : public Symbolizer {
   bool name_runs = false;
   std::unordered_map<std::uint64_t, std::string> sites;
   std::unordered_map<StackId, std::vector<std::string>> stacks;
+  std::unordered_map<LockId, std::string> lock_names;  // keyed by the mapped lock id
+  // Findings show a run's own instance numbers; this says which run's they are.
+  RunId current_run = 0;
 };
 
 class Replayer {

@@ -153,6 +153,7 @@ std::string_view RecordTypeName(RecordType type) {
     case RecordType::kStackDef: return "stack";
     case RecordType::kCallSiteDef: return "site";
     case RecordType::kRunEnd: return "end";
+    case RecordType::kLockName: return "lockname";
   }
   return "unknown";
 }
@@ -179,7 +180,8 @@ bool IsThreadBound(RecordType type) {
 
 bool IsDefinition(RecordType type) {
   return type == RecordType::kClassDef || type == RecordType::kContextName ||
-         type == RecordType::kStackDef || type == RecordType::kCallSiteDef;
+         type == RecordType::kStackDef || type == RecordType::kCallSiteDef ||
+         type == RecordType::kLockName;
 }
 
 bool SameEvent(const Event& a, const Event& b) {
@@ -453,6 +455,10 @@ bool BlockEncoder::PutRecord(const Event& e) {
     }
     case RecordType::kCallSiteDef:
       w.Varint(e.ip);
+      w.String(e.text);
+      break;
+    case RecordType::kLockName:
+      w.Varint(e.lock);  // absolute: definitions leave the delta state alone
       w.String(e.text);
       break;
     case RecordType::kRunEnd:
@@ -732,6 +738,10 @@ bool BlockDecoder::Next(Event* event, DecodeError* error) {
       }
       case RecordType::kCallSiteDef:
         e.ip = r.Varint();
+        e.text = r.String();
+        break;
+      case RecordType::kLockName:
+        e.lock = r.Varint();
         e.text = r.String();
         break;
       case RecordType::kRunEnd:
@@ -1022,6 +1032,11 @@ void EncodeTextLine(const Event& e, std::string* out) {
     case RecordType::kCallSiteDef:
       out->push_back(' ');
       AppendHex(e.ip, out);
+      out->push_back(' ');
+      AppendQuoted(e.text, out);
+      break;
+    case RecordType::kLockName:
+      lock(e.lock);
       out->push_back(' ');
       AppendQuoted(e.text, out);
       break;
@@ -1424,6 +1439,17 @@ bool TextDecoder::DecodeLine(std::string_view line, std::uint64_t line_number,
         err = "site needs a numeric ip (use at=\"...\" on events for named call sites)";
       }
       ev.text = pos[1];
+    }
+  } else if (v == "lockname") {
+    if (need(2, "lockname LOCK NAME")) {
+      if (LooksNumeric(pos[0]) || locks_.find(pos[0]) != locks_.end()) {
+        if (lock_of(pos[0], 0, false, &ev.lock)) {
+          ev.type = RecordType::kLockName;
+          ev.text = pos[1];
+        }
+      } else {
+        err = "lockname of lock '" + std::string(pos[0]) + "' before any use of it";
+      }
     }
   } else if (v == "init") {
     if (need(2, "init THREAD LOCK [class=CLASS]") && thread_of(pos[0], &ev.thread) &&

@@ -110,6 +110,19 @@ TEST_F(AnalyzeCli, RecursiveScenarioNamesTheLockAndThread) {
   EXPECT_NE(r.out.find("worker/"), std::string::npos);
 }
 
+TEST_F(AnalyzeCli, RecordedInstanceNamesReplaceAddresses) {
+  Result r = Run("analyze " + Scenario("instance_names.txt"));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.out.find("WARNING: possible instance-order deadlock in one lock class detected"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("forks[0] --> forks[1]"), std::string::npos) << r.out;
+  // The names survive a conversion to the binary format and back.
+  ASSERT_EQ(Run("convert " + Scenario("instance_names.txt") + " -o f.lglog").exit_code, 0);
+  Result bin = Run("analyze f.lglog");
+  EXPECT_NE(bin.out.find("forks[0] --> forks[1]"), std::string::npos) << bin.out;
+}
+
 TEST_F(AnalyzeCli, DirectoryAndGlobInputsMergeLikeFiles) {
   fs::create_directories(dir_ / "logs" / "sub");
   fs::copy_file(kScenarios + "/abba_transfer.txt", dir_ / "logs" / "a.txt");

@@ -47,6 +47,7 @@ std::vector<Event> SampleEvents() {
   add(RecordType::kLockDestroy).thread = 101, v.back().lock = 0x7ffd1000, v.back().ip = 5;
   add(RecordType::kThreadName).thread = 102, v.back().text = "renamed";
   add(RecordType::kThreadExit).thread = 102, v.back().ip = 0x401020;
+  add(RecordType::kLockName).lock = 0x7ffd1000, v.back().text = "forks[4]";
   add(RecordType::kRunEnd);
   return v;
 }

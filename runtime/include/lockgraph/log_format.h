@@ -75,15 +75,17 @@ enum class RecordType : std::uint8_t {
   kStackDef = 0x12,        // stack, frames ("function (file:line)" each, innermost first)
   kCallSiteDef = 0x13,     // ip, text = "function (file:line)"
   kRunEnd = 0x14,          // the process ended normally; no fields
+  kLockName = 0x15,        // lock, text = the instance's name in reports ("forks[4]")
 };
-inline constexpr std::uint8_t kMaxRecordType = 0x14;
+inline constexpr std::uint8_t kMaxRecordType = 0x15;
 
 std::string_view RecordTypeName(RecordType type);
 
 // True for records that act on the current thread (the binary format carries the thread in
 // kThreadSwitch records, the text format on every line).
 bool IsThreadBound(RecordType type);
-// True for definitions (class, context name, stack, call site): tables rather than events.
+// True for definitions (class, context name, stack, call site, lock name): tables rather than
+// events.
 // They carry no sequence number and take effect wherever they appear in a file.
 bool IsDefinition(RecordType type);
 

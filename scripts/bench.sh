@@ -8,7 +8,8 @@
 # Environment: BUILD (build dir, default build-perf), MODES (default: all), REPEAT (runs per
 # native/lockgraph cell, the median is shown; default 3), TOOLS (default: native lockgraph
 # record tsan helgrind), HELGRIND_SCALE (divides the iteration counts under Helgrind; default
-# 100), SCALE (divides every iteration count; default 1), KEEP (keep the work directory).
+# 100), SCALE (divides every iteration count; default 1), KEEP (keep the work directory),
+# NO_BUILD (use what is in BUILD as it is).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,7 +29,7 @@ if [[ ! -f $BUILD/build.ninja && ! -f $BUILD/Makefile ]]; then
 fi
 targets="lockgraph lockgraph_runtime lock_harness"
 [[ " $TOOLS " == *" tsan "* ]] && targets+=" lock_harness_tsan"
-cmake --build "$BUILD" --target $targets -j2 >/dev/null
+[[ -n ${NO_BUILD:-} ]] || cmake --build "$BUILD" --target $targets -j2 >/dev/null
 
 HARNESS=$BUILD/bench/harness/lock_harness
 HARNESS_TSAN=$BUILD/bench/harness/tsan/lock_harness

@@ -2,6 +2,7 @@
 // HookScope), the real call (outside it, so a blocked thread never holds the guard), post-hook
 // with the result; the real result and errno reach the caller unchanged.
 #include <dlfcn.h>
+#include <link.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -263,6 +264,56 @@ bool IsKnown(Runtime* rt, void* lock, LockKind kind) {
   return rt->engine.KnowsLock(reinterpret_cast<LockId>(lock));
 }
 
+// Locks taken by a malloc implementation are not validated: lockgraph allocates on its slow
+// paths, and an allocator that locks its own (non-recursive) mutex around malloc would then
+// deadlock on itself. The allocator libraries loaded at start-up are recognised by name.
+constexpr int kMaxIgnoredRanges = 16;  // named limit: executable segments of allocator libraries
+struct IgnoredRanges {
+  std::uintptr_t lo[kMaxIgnoredRanges];
+  std::uintptr_t hi[kMaxIgnoredRanges];
+  int count = 0;
+};
+IgnoredRanges g_ignored;
+std::atomic<int> g_ignored_state{0};  // 0 unknown, 1 computing, 2 ready
+
+int CollectAllocatorRanges(dl_phdr_info* info, size_t, void* arg) {
+  auto* r = static_cast<IgnoredRanges*>(arg);
+  const char* name = info->dlpi_name != nullptr ? info->dlpi_name : "";
+  const char* base = strrchr(name, '/');
+  base = base != nullptr ? base + 1 : name;
+  static const char* const kAllocators[] = {"libjemalloc", "libtcmalloc", "libmimalloc",
+                                            "libtbbmalloc", "libhoard"};
+  bool allocator = false;
+  for (const char* a : kAllocators) allocator |= strncmp(base, a, strlen(a)) == 0;
+  if (!allocator) return 0;
+  for (int i = 0; i < info->dlpi_phnum && r->count < kMaxIgnoredRanges; ++i) {
+    const auto& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
+    r->lo[r->count] = info->dlpi_addr + ph.p_vaddr;
+    r->hi[r->count] = r->lo[r->count] + ph.p_memsz;
+    ++r->count;
+  }
+  return 0;
+}
+
+bool FromAllocator(std::uint64_t ip) {
+  int state = g_ignored_state.load(std::memory_order_acquire);
+  if (state != 2) {
+    if (state == 0 && g_ignored_state.compare_exchange_strong(state, 1)) {
+      IgnoredRanges r;
+      dl_iterate_phdr(&CollectAllocatorRanges, &r);
+      g_ignored = r;
+      g_ignored_state.store(2, std::memory_order_release);
+    } else {
+      return false;
+    }
+  }
+  for (int i = 0; i < g_ignored.count; ++i) {
+    if (ip >= g_ignored.lo[i] && ip < g_ignored.hi[i]) return true;
+  }
+  return false;
+}
+
 struct Pre {
   bool tracked = false;  // the engine saw an Acquire that must be cancelled on failure
 };
@@ -314,6 +365,7 @@ bool MutexRelockByOwner(pthread_mutex_t* m) {
 }
 
 Pre BeforeMutexBlocking(pthread_mutex_t* m, std::uint64_t ip) {
+  if (FromAllocator(ip)) return Pre{};
   ErrnoSaver errno_saver;
   HookScope scope;
   Pre pre;
@@ -346,6 +398,7 @@ void AfterMutexBlocking(pthread_mutex_t* m, const Pre& pre, int rc) {
 }
 
 void AfterMutexTry(pthread_mutex_t* m, int rc, std::uint64_t ip) {
+  if (FromAllocator(ip)) return;
   if (rc != 0 && rc != EOWNERDEAD) return;
   ErrnoSaver errno_saver;
   HookScope scope;
@@ -380,6 +433,7 @@ void ReleaseIfOwned(Ctx& c, void* lock, LockKind kind, bool caller_is_owner, std
 }
 
 void BeforeMutexUnlock(pthread_mutex_t* m, std::uint64_t ip) {
+  if (FromAllocator(ip)) return;
   ErrnoSaver errno_saver;
   HookScope scope;
   if (!scope.active()) return;
@@ -399,6 +453,7 @@ void BeforeMutexUnlock(pthread_mutex_t* m, std::uint64_t ip) {
 
 // Init hooks: the class of the call site, a new instance, the stamp.
 void AfterInit(void* lock, LockKind kind, int rc, std::uint64_t ip) {
+  if (FromAllocator(ip)) return;
   if (rc != 0) return;
   ErrnoSaver errno_saver;
   HookScope scope;
@@ -417,6 +472,7 @@ void AfterInit(void* lock, LockKind kind, int rc, std::uint64_t ip) {
 }
 
 void BeforeDestroy(void* lock, LockKind kind, std::uint64_t ip) {
+  if (FromAllocator(ip)) return;
   ErrnoSaver errno_saver;
   HookScope scope;
   if (!scope.active()) return;
@@ -443,6 +499,7 @@ AcquireMode ReadMode(const pthread_rwlock_t* l) {
 }
 
 Pre BeforeRwlockBlocking(pthread_rwlock_t* l, bool write, std::uint64_t ip) {
+  if (FromAllocator(ip)) return Pre{};
   ErrnoSaver errno_saver;
   HookScope scope;
   Pre pre;
@@ -473,6 +530,7 @@ void AfterRwlockBlocking(pthread_rwlock_t* l, const Pre& pre, int rc) {
 }
 
 void AfterRwlockTry(pthread_rwlock_t* l, bool write, int rc, std::uint64_t ip) {
+  if (FromAllocator(ip)) return;
   if (rc != 0) return;
   ErrnoSaver errno_saver;
   HookScope scope;
@@ -488,6 +546,7 @@ void AfterRwlockTry(pthread_rwlock_t* l, bool write, int rc, std::uint64_t ip) {
 }
 
 void BeforeRwlockUnlock(pthread_rwlock_t* l, std::uint64_t ip) {
+  if (FromAllocator(ip)) return;
   ErrnoSaver errno_saver;
   HookScope scope;
   if (!scope.active()) return;
@@ -507,6 +566,7 @@ void BeforeRwlockUnlock(pthread_rwlock_t* l, std::uint64_t ip) {
 // --- Spinlock hooks -------------------------------------------------------------------------
 
 Pre BeforeSpinBlocking(pthread_spinlock_t* s, std::uint64_t ip) {
+  if (FromAllocator(ip)) return Pre{};
   ErrnoSaver errno_saver;
   HookScope scope;
   Pre pre;
@@ -527,6 +587,7 @@ Pre BeforeSpinBlocking(pthread_spinlock_t* s, std::uint64_t ip) {
 
 // A wait releases its mutex and re-acquires it before returning (also on timeout).
 bool BeforeCondWait(pthread_mutex_t* m, std::uint64_t ip) {
+  if (FromAllocator(ip)) return false;
   ErrnoSaver errno_saver;
   HookScope scope;
   if (!scope.active()) return false;
@@ -903,7 +964,7 @@ LG_EXPORT int pthread_spin_lock(pthread_spinlock_t* s) {
 LG_EXPORT int pthread_spin_trylock(pthread_spinlock_t* s) {
   const auto ip = LG_CALLER_IP();
   const int rc = REAL(pthread_spin_trylock)(s);
-  if (rc == 0) {
+  if (rc == 0 && !FromAllocator(ip)) {
     ErrnoSaver errno_saver;
     HookScope scope;
     if (scope.active()) {
@@ -931,7 +992,7 @@ LG_EXPORT int pthread_spin_unlock(pthread_spinlock_t* s) {
       try {
         Ctx c = Enter();
         // A spinlock records no owner: a release the engine did not see acquired is reported.
-        if (c) ReleaseIfOwned(c, SpinPtr(s), LockKind::kSpinlock, false, ip);
+        if (c && !FromAllocator(ip)) ReleaseIfOwned(c, SpinPtr(s), LockKind::kSpinlock, false, ip);
       } catch (...) {
         InternalError("spin unlock");
       }

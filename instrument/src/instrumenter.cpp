@@ -1078,6 +1078,7 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
 
   struct Guard {
     std::vector<std::string> scopes;  // helper variable names, one per lock
+    std::string locks;                // the locks as written, for --dry-run
   };
 
   // Whether a member call is on a local std lock guard or scoped-capability object.
@@ -1120,7 +1121,7 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
       return true;
     }
     AddPoint(call->getBeginLoc(), "guard call '" + ref->getDecl()->getNameAsString() + "." +
-                                      method + "'");
+                                      method + "' on " + it->second.locks);
     return true;
   }
 
@@ -1251,6 +1252,7 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
                 std::to_string(static_cast<int>(h)) + "); ";
       guard.scopes.push_back(scope);
       what += (i ? ", '" : "'") + Text(locks[i]) + "'" + ClassNote(cls);
+      guard.locks += (i ? ", '" : "'") + Text(locks[i]) + "'";
     }
     rewriter_.InsertTextBefore(r.getBegin(), before);
     if (!after.empty()) rewriter_.InsertTextAfter(r.getEnd(), after);

@@ -123,7 +123,7 @@ TEST(InstrumentDryRun, ListsStdGuardsAndCapabilityFunctions) {
            "ledger.cpp:54:3: lock 'Lock' on '&account.balance_lock' LG_EXCLUSIVE "
            "(class 'Account::balance_lock')",
            "ledger.cpp:55:32: guard 'ledger' of 'std::unique_lock' on 'ledger_mutex'",
-           "ledger.cpp:57:3: guard call 'ledger.unlock'",
+           "ledger.cpp:57:3: guard call 'ledger.unlock' on 'ledger_mutex'",
            "ledger.cpp:59:3: unlock 'Unlock' on '&account.balance_lock'",
            "ledger.cpp:71:7: trylock 'TryLock' on '&account.balance_lock'",
        }) {

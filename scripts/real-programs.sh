@@ -70,7 +70,9 @@ row() {
     timeout) hg="> 300 s (stopped)" ;;
     *) hg="$6 s ($(ratio "$6" "$2"))" ;;
   esac
-  rows+=("| $1 | $2 s, $(( $3 / 1024 )) MB | $4 s ($(ratio "$4" "$2")), $(( $5 / 1024 )) MB | $hg | n/a (needs a rebuild) | $7 | $8 |")
+  local lg="$4 s ($(ratio "$4" "$2")), $(( $5 / 1024 )) MB"
+  [ "$4" = 0 ] && lg="did not run"
+  rows+=("| $1 | $2 s, $(( $3 / 1024 )) MB | $lg | $hg | n/a (needs a rebuild) | $7 | $8 |")
 }
 
 # Replaces every number by N: benchmark outputs carry timings.

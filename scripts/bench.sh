@@ -9,7 +9,7 @@
 # native/lockgraph cell, the median is shown; default 3), TOOLS (default: native lockgraph
 # record tsan helgrind), HELGRIND_SCALE (divides the iteration counts under Helgrind; default
 # 100), SCALE (divides every iteration count; default 1), KEEP (keep the work directory),
-# NO_BUILD (use what is in BUILD as it is).
+# NO_BUILD (use what is in BUILD as it is), TIMEOUT (seconds per run, default 150).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -19,6 +19,7 @@ TOOLS=${TOOLS:-"native lockgraph record tsan helgrind"}
 REPEAT=${REPEAT:-3}
 HELGRIND_SCALE=${HELGRIND_SCALE:-100}
 SCALE=${SCALE:-1}  # divides every iteration count (quick trial runs)
+TIMEOUT=${TIMEOUT:-150}  # seconds per run; a run cut off shows "no result"
 
 # Iterations per mode (the harness's own defaults, spelled out so Helgrind can scale them).
 declare -A ITER=([flat]=10000000 [nested]=4000000 [many]=2000000 [rwlock]=10000000
@@ -60,7 +61,7 @@ run() {
     helgrind) cmd=(valgrind --tool=helgrind "$HARNESS" "$mode" "$n") ;;
   esac
   rm -f "$WORK/$mode.lglog"
-  /usr/bin/time -f %M -o "$out.rss" "${cmd[@]}" >"$out.out" 2>"$out.err" || true
+  /usr/bin/time -f %M -o "$out.rss" timeout "$TIMEOUT" "${cmd[@]}" >"$out.out" 2>"$out.err" || true
 }
 
 # field NAME LINE: the value of NAME=... in a harness result line.
@@ -72,7 +73,9 @@ for mode in $MODES; do
     n=$(( ${ITER[$mode]} / SCALE ))
     reps=$REPEAT
     case $tool in
-      helgrind) n=$(( n / HELGRIND_SCALE )); reps=1 ;;
+      helgrind) n=$(( n / HELGRIND_SCALE )); reps=1
+                # Helgrind's lock-order graph over 10,000 locks slows every later op down.
+                [[ $mode == many ]] && n=$(( n / 10 )) ;;
       tsan) reps=1 ;;
       record) reps=1 ;;
     esac
@@ -108,7 +111,7 @@ done
 echo "# lockgraph bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average$(uptime | sed 's/.*load average//')"
 echo "# ns/op = wall time per op; cpu ns/op = process CPU time per lock pair (nested: per chain"
 echo "# of 4), summed over threads; ratios against native; RSS = peak resident set (/usr/bin/time %M)."
-echo "# Helgrind ran 1/$HELGRIND_SCALE of the iterations; native and lockgraph cells are the median"
+echo "# Helgrind ran 1/$HELGRIND_SCALE of the iterations (1/$((HELGRIND_SCALE * 10)) for many); native and lockgraph cells are the median"
 echo "# of $REPEAT runs (1 run for many, record, tsan, helgrind)."
 printf '%-11s %-10s %10s %7s %10s %7s %10s  %s\n' mode tool "ns/op" ratio "cpu ns/op" ratio "RSS KiB" "inversion reported"
 for mode in $MODES; do
@@ -140,7 +143,9 @@ if [[ " $TOOLS " == *" record "* ]]; then
     log=$WORK/keep.$mode.lglog
     [[ -f $log ]] || continue
     size=$(stat -c %s "$log")
-    stats=$("$LOCKGRAPH" analyze --stats --no-progress "$log" 2>&1 | grep 'events/s' | sed 's/^lockgraph: //' || true)
+    stats=$(timeout "$TIMEOUT" "$LOCKGRAPH" analyze --stats --no-progress "$log" 2>&1 |
+            grep 'events/s' | sed 's/^lockgraph: //' || true)
+    [[ -n $stats ]] || stats="analyze did not finish within ${TIMEOUT}s"
     echo "$mode: $size bytes; $stats"
   done
 fi

@@ -9,20 +9,22 @@
 # native/lockgraph cell, the median is shown; default 3), TOOLS (default: native lockgraph
 # record tsan helgrind), HELGRIND_SCALE (divides the iteration counts under Helgrind; default
 # 100), SCALE (divides every iteration count; default 1), KEEP (keep the work directory),
-# NO_BUILD (use what is in BUILD as it is), TIMEOUT (seconds per run, default 150).
+# NO_BUILD (use what is in BUILD as it is), TIMEOUT (seconds per run, default 150),
+# ANALYZE_TIMEOUT (seconds per analyze, default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD=${BUILD:-$ROOT/build-perf}
-MODES=${MODES:-"flat nested many rwlock contended private"}
+MODES=${MODES:-"flat flat-mt nested many rwlock contended private"}
 TOOLS=${TOOLS:-"native lockgraph record tsan helgrind"}
 REPEAT=${REPEAT:-3}
 HELGRIND_SCALE=${HELGRIND_SCALE:-100}
 SCALE=${SCALE:-1}  # divides every iteration count (quick trial runs)
 TIMEOUT=${TIMEOUT:-150}  # seconds per run; a run cut off shows "no result"
+ANALYZE_TIMEOUT=${ANALYZE_TIMEOUT:-60}  # seconds per `lockgraph analyze`
 
 # Iterations per mode (the harness's own defaults, spelled out so Helgrind can scale them).
-declare -A ITER=([flat]=10000000 [nested]=4000000 [many]=2000000 [rwlock]=10000000
+declare -A ITER=([flat]=10000000 [flat-mt]=10000000 [nested]=4000000 [many]=2000000 [rwlock]=10000000
                  [contended]=2000000 [private]=5000000)
 
 if [[ ! -f $BUILD/build.ninja && ! -f $BUILD/Makefile ]]; then
@@ -143,9 +145,9 @@ if [[ " $TOOLS " == *" record "* ]]; then
     log=$WORK/keep.$mode.lglog
     [[ -f $log ]] || continue
     size=$(stat -c %s "$log")
-    stats=$(timeout "$TIMEOUT" "$LOCKGRAPH" analyze --stats --no-progress "$log" 2>&1 |
+    stats=$(timeout "$ANALYZE_TIMEOUT" "$LOCKGRAPH" analyze --stats --no-progress "$log" 2>&1 |
             grep 'events/s' | sed 's/^lockgraph: //' || true)
-    [[ -n $stats ]] || stats="analyze did not finish within ${TIMEOUT}s"
+    [[ -n $stats ]] || stats="analyze did not finish within ${ANALYZE_TIMEOUT}s"
     echo "$mode: $size bytes; $stats"
   done
 fi

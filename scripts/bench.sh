@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD=${BUILD:-$ROOT/build-perf}
-MODES=${MODES:-"flat flat-mt nested many rwlock contended private"}
+MODES=${MODES:-"flat flat-mt nested many many-ordered rwlock contended private"}
 TOOLS=${TOOLS:-"native lockgraph record tsan helgrind"}
 REPEAT=${REPEAT:-3}
 HELGRIND_SCALE=${HELGRIND_SCALE:-100}
@@ -24,7 +24,7 @@ TIMEOUT=${TIMEOUT:-150}  # seconds per run; a run cut off shows "no result"
 ANALYZE_TIMEOUT=${ANALYZE_TIMEOUT:-60}  # seconds per `lockgraph analyze`
 
 # Iterations per mode (the harness's own defaults, spelled out so Helgrind can scale them).
-declare -A ITER=([flat]=10000000 [flat-mt]=10000000 [nested]=4000000 [many]=2000000 [rwlock]=10000000
+declare -A ITER=([flat]=10000000 [flat-mt]=10000000 [nested]=4000000 [many]=2000000 [many-ordered]=2000000 [rwlock]=10000000
                  [contended]=2000000 [private]=5000000)
 
 if [[ ! -f $BUILD/build.ninja && ! -f $BUILD/Makefile ]]; then
@@ -77,11 +77,11 @@ for mode in $MODES; do
     case $tool in
       helgrind) n=$(( n / HELGRIND_SCALE )); reps=1
                 # Helgrind's lock-order graph over 10,000 locks slows every later op down.
-                [[ $mode == many ]] && n=$(( n / 10 )) ;;
+                [[ $mode == many* ]] && n=$(( n / 10 )) ;;
       tsan) reps=1 ;;
       record) reps=1 ;;
     esac
-    if [[ $mode == many && $tool != native && $tool != tsan ]]; then reps=1; fi
+    if [[ $mode == many* && $tool != native && $tool != tsan ]]; then reps=1; fi
     for ((r = 0; r < reps; r++)); do
       run "$tool" "$mode" "$n" "$WORK/$tool.$mode.$r"
     done
@@ -119,6 +119,7 @@ printf '%-11s %-10s %10s %7s %10s %7s %10s  %s\n' mode tool "ns/op" ratio "cpu n
 for mode in $MODES; do
   subs=$mode
   [[ $mode == many ]] && subs="many-learn many"
+  [[ $mode == many-ordered ]] && subs="many-ordered-learn many-ordered"
   for sub in $subs; do
     for tool in $TOOLS; do
       ns=${NS[$sub,$tool]:-}
@@ -131,7 +132,7 @@ for mode in $MODES; do
       ratio=$(awk -v a="$ns" -v b="$base" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
       cratio=$(awk -v a="${CPU[$sub,$tool]}" -v b="$cbase" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
       inv=${INV[$sub,$tool]}
-      [[ $sub == many-learn ]] && inv=-   # the inversion is planted after the steady phase
+      [[ $sub == *-learn ]] && inv=-   # the inversion is planted after the steady phase
       printf '%-11s %-10s %10s %7s %10s %7s %10s  %s\n' "$sub" "$tool" "$ns" "$ratio" \
         "${CPU[$sub,$tool]}" "$cratio" "${RSS[$sub,$tool]}" "$inv"
     done

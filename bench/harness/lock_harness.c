@@ -15,6 +15,9 @@
  *            pairs (i, j), i < j, j within 8 of i, taken in index order: one pair. Prints two
  *            lines: many-learn (the first N pairs, where every pair is new) and many (the next
  *            N, steady state); then the very first pair is taken in the opposite order
+ *   many-ordered  the same pool, but every possible pair is first taken once in index order
+ *            (many-ordered-learn: one op per pair), then N random pairs from the same
+ *            generator (many-ordered: the steady state with every pair known)
  *   rwlock   one rwlock: rdlock+unlock pair
  *   contended two threads on one mutex: lock+unlock pair (wall time / all pairs)
  *   private  two threads, each on its own mutex: lock+unlock pair (wall time / one thread's
@@ -145,6 +148,26 @@ static void RunMany(long n) {
   }
 }
 
+/* Every pair RunMany can draw, once, in index order: returns the number of pairs. */
+static long LearnPoolInOrder(void) {
+  long pairs = 0;
+  for (int i = 0; i < POOL_SIZE - POOL_SPAN; ++i) {
+    for (int d = 1; d <= POOL_SPAN; ++d) {
+      pthread_mutex_lock(&pool[i]);
+      pthread_mutex_lock(&pool[i + d]);
+      sink++;
+      pthread_mutex_unlock(&pool[i + d]);
+      pthread_mutex_unlock(&pool[i]);
+      ++pairs;
+    }
+  }
+  if (first_a < 0) {
+    first_a = 0;
+    first_b = 1;
+  }
+  return pairs;
+}
+
 static void InvertMany(void) { TakeInOrder(&pool[first_b], &pool[first_a]); }
 
 static void RunRwlock(long n) {
@@ -214,7 +237,7 @@ static void InvertThreads(void) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     fprintf(stderr,
-            "usage: lock_harness flat|flat-mt|nested|many|rwlock|contended|private [ITERATIONS] "
+            "usage: lock_harness flat|flat-mt|nested|many|many-ordered|rwlock|contended|private [ITERATIONS] "
             "[--no-inversion]\n");
     return 2;
   }
@@ -274,6 +297,18 @@ int main(int argc, char** argv) {
     RunMany(n);
     end = Now();
     PrintResult("many-learn", n, n, n, start, end);
+    start = Now();
+    cpu_at_start = cpu_at_now;
+    RunMany(n);
+    end = Now();
+    inversion = InvertMany;
+  } else if (strcmp(mode, "many-ordered") == 0) {
+    if (n <= 0) n = ops = 2000000;
+    start = Now();
+    cpu_at_start = cpu_at_now;
+    const long pairs = LearnPoolInOrder();
+    end = Now();
+    PrintResult("many-ordered-learn", pairs, pairs, pairs, start, end);
     start = Now();
     cpu_at_start = cpu_at_now;
     RunMany(n);

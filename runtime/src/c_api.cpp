@@ -1,5 +1,6 @@
 // The C annotation API (lockgraph/lockgraph.h): the lg_ functions over the same engine the
 // interposers feed. Each one keeps errno, never throws, and is a no-op once lockgraph is off.
+#include <cxxabi.h>
 #include "lockgraph/lockgraph.h"
 
 #include <fmt/format.h>
@@ -40,6 +41,8 @@ void ApiError(const char* where) {
     throw;
   } catch (const std::exception& e) {
     TurnOff(std::string("internal error in ") + where + ": " + e.what());
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     TurnOff(std::string("internal error in ") + where);
   }
@@ -135,8 +138,30 @@ LG_EXPORT void lg_lock_init_site(const void* lock, const char* name, const lg_cl
     api.rt()->engine.InitLock(api.ts(), reinterpret_cast<LockId>(lock), cls, ip);
     api.rt()->recorder.LockInit(api.ts(), reinterpret_cast<LockId>(lock), cls, ip);
     Remember(api.rt(), lock, cls);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     ApiError("lg_lock_init");
+  }
+}
+
+LG_EXPORT void lg_lock_class_hint(const void* lock, const char* name, const lg_class_key* key,
+                                  const char* site) {
+  const auto ip = LG_IP();
+  ApiScope api;
+  if (!api.ok() || lock == nullptr) return;
+  try {
+    const auto id = reinterpret_cast<LockId>(lock);
+    if (api.rt()->engine.GetLockState(id) != Engine::LockState::kUnknown) return;
+    const ClassId cls = AnnotationClass(api.rt(), lock, name, key, site, 0);
+    if (cls == kNoClass) return;
+    api.rt()->engine.InitLock(api.ts(), id, cls, ip);
+    api.rt()->recorder.LockInit(api.ts(), id, cls, ip);
+    Remember(api.rt(), lock, cls);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
+  } catch (...) {
+    ApiError("lg_lock_class_hint");
   }
 }
 
@@ -158,6 +183,8 @@ LG_EXPORT void lg_set_class(const void* lock, const char* name, const lg_class_k
       api.rt()->recorder.LockInit(api.ts(), id, cls, ip);
     }
     Remember(api.rt(), lock, cls);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     ApiError("lg_set_class");
   }
@@ -172,6 +199,8 @@ LG_EXPORT void lg_lock_destroy(const void* lock) {
     api.rt()->engine.DestroyLock(api.ts(), reinterpret_cast<LockId>(lock), ip, &stack);
     api.rt()->recorder.LockDestroy(api.ts(), reinterpret_cast<LockId>(lock), ip);
     Forget(api.rt(), lock);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     ApiError("lg_lock_destroy");
   }
@@ -207,6 +236,8 @@ LG_EXPORT void lg_acquire(const void* lock, unsigned flags, unsigned subclass,
     req.stack_source = &stack;
     rt->engine.Acquire(api.ts(), req);
     if (rt->recorder.enabled()) rt->recorder.Acquire(api.ts(), req, stack.captured());
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     ApiError("lg_acquire");
   }
@@ -219,6 +250,8 @@ LG_EXPORT void lg_release(const void* lock) {
   try {
     api.rt()->engine.Release(api.ts(), reinterpret_cast<LockId>(lock), ip);
     api.rt()->recorder.Release(api.ts(), reinterpret_cast<LockId>(lock), ip);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     ApiError("lg_release");
   }
@@ -232,6 +265,8 @@ LG_EXPORT int lg_assert_held(const void* lock) {
     if (api.rt()->engine.IsHeld(api.ts(), reinterpret_cast<LockId>(lock))) return 1;
     AssertionFailed(api.rt(), api.ts(), ip, LockName(api.rt(), lock) + " is not held");
     return 0;
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     ApiError("lg_assert_held");
   }
@@ -246,6 +281,8 @@ LG_EXPORT int lg_assert_not_held(const void* lock) {
     if (!api.rt()->engine.IsHeld(api.ts(), reinterpret_cast<LockId>(lock))) return 1;
     AssertionFailed(api.rt(), api.ts(), ip, LockName(api.rt(), lock) + " is held");
     return 0;
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     ApiError("lg_assert_not_held");
   }
@@ -261,6 +298,8 @@ LG_EXPORT int lg_assert_no_locks_held(void) {
     if (n == 0) return 1;
     AssertionFailed(api.rt(), api.ts(), ip, fmt::format("{} lock(s) held, none expected", n));
     return 0;
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     ApiError("lg_assert_no_locks_held");
   }
@@ -274,6 +313,8 @@ void WithThread(const char* where, F&& f) {
   if (!api.ok()) return;
   try {
     f(*api.rt(), api.ts());
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     ApiError(where);
   }
@@ -366,6 +407,8 @@ LG_EXPORT int lg_set_option(const char* name, const char* value) {
   int rc = -1;
   try {
     if (name != nullptr && value != nullptr && SetRuntimeOption(name, value)) rc = 0;
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     rc = -1;
   }
@@ -377,6 +420,8 @@ LG_EXPORT void lg_set_report_callback(lg_report_callback callback, void* arg) {
   const int saved = errno;
   try {
     SetReportCallback(callback, arg);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
   }
   errno = saved;

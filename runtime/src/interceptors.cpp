@@ -1,6 +1,7 @@
 // The pthread, signal and fork interposers. Every one has the same shape: pre-hook (inside a
 // HookScope), the real call (outside it, so a blocked thread never holds the guard), post-hook
 // with the result; the real result and errno reach the caller unchanged.
+#include <cxxabi.h>
 #include <dlfcn.h>
 #include <link.h>
 #include <errno.h>
@@ -151,6 +152,8 @@ void InternalError(const char* where) {
     throw;
   } catch (const std::exception& e) {
     TurnOff(std::string("internal error in ") + where + ": " + e.what());
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     TurnOff(std::string("internal error in ") + where);
   }
@@ -329,6 +332,10 @@ Ctx Enter() {
   Ctx c;
   c.rt = GetRuntime();
   if (c.rt == nullptr) return c;
+  if (!c.rt->options.intercept.load(std::memory_order_relaxed)) {  // intercept=0
+    c.rt = nullptr;
+    return c;
+  }
   c.ts = CurrentThread(c.rt);
   return c;
 }
@@ -377,6 +384,8 @@ Pre BeforeMutexBlocking(pthread_mutex_t* m, std::uint64_t ip) {
     EnsureKnown(c.rt, c.ts, m, LockKind::kMutex, ip);
     EngineAcquire(c, m, AcquireMode::kExclusive, false, ip);
     pre.tracked = true;
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     InternalError("mutex lock");
   }
@@ -392,6 +401,8 @@ void AfterMutexBlocking(pthread_mutex_t* m, const Pre& pre, int rc) {
   try {
     Ctx c = Enter();
     if (c) EngineCancel(c, m);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     InternalError("mutex lock");
   }
@@ -412,6 +423,8 @@ void AfterMutexTry(pthread_mutex_t* m, int rc, std::uint64_t ip) {
     }
     EnsureKnown(c.rt, c.ts, m, LockKind::kMutex, ip);
     EngineAcquire(c, m, AcquireMode::kExclusive, true, ip);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     InternalError("mutex trylock");
   }
@@ -446,6 +459,8 @@ void BeforeMutexUnlock(pthread_mutex_t* m, std::uint64_t ip) {
       return;  // inner level of a recursive mutex
     }
     ReleaseIfOwned(c, m, LockKind::kMutex, owner, ip);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     InternalError("mutex unlock");
   }
@@ -466,6 +481,8 @@ void AfterInit(void* lock, LockKind kind, int rc, std::uint64_t ip) {
     c.rt->engine.InitLock(*c.ts, reinterpret_cast<LockId>(lock), cls, ip);
     c.rt->recorder.LockInit(*c.ts, reinterpret_cast<LockId>(lock), cls, ip);
     if (Stampable(lock, kind)) WriteStamp(lock, kind);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     InternalError("lock init");
   }
@@ -483,6 +500,8 @@ void BeforeDestroy(void* lock, LockKind kind, std::uint64_t ip) {
     LazyStack stack(c.rt);
     c.rt->engine.DestroyLock(*c.ts, reinterpret_cast<LockId>(lock), ip, &stack);
     c.rt->recorder.LockDestroy(*c.ts, reinterpret_cast<LockId>(lock), ip);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     InternalError("lock destroy");
   }
@@ -510,6 +529,8 @@ Pre BeforeRwlockBlocking(pthread_rwlock_t* l, bool write, std::uint64_t ip) {
     EnsureKnown(c.rt, c.ts, l, LockKind::kRwlock, ip);
     EngineAcquire(c, l, write ? AcquireMode::kExclusive : ReadMode(l), false, ip);
     pre.tracked = true;
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     InternalError("rwlock lock");
   }
@@ -524,6 +545,8 @@ void AfterRwlockBlocking(pthread_rwlock_t* l, const Pre& pre, int rc) {
   try {
     Ctx c = Enter();
     if (c) EngineCancel(c, l);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     InternalError("rwlock lock");
   }
@@ -540,6 +563,8 @@ void AfterRwlockTry(pthread_rwlock_t* l, bool write, int rc, std::uint64_t ip) {
     if (!c) return;
     EnsureKnown(c.rt, c.ts, l, LockKind::kRwlock, ip);
     EngineAcquire(c, l, write ? AcquireMode::kExclusive : ReadMode(l), true, ip);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     InternalError("rwlock trylock");
   }
@@ -558,6 +583,8 @@ void BeforeRwlockUnlock(pthread_rwlock_t* l, std::uint64_t ip) {
     // an unseen acquisition when it has readers.
     const bool has_readers = (__atomic_load_n(&l->__data.__readers, __ATOMIC_RELAXED) >> 3) != 0;
     ReleaseIfOwned(c, l, LockKind::kRwlock, writer || has_readers, ip);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     InternalError("rwlock unlock");
   }
@@ -577,6 +604,8 @@ Pre BeforeSpinBlocking(pthread_spinlock_t* s, std::uint64_t ip) {
     EnsureKnown(c.rt, c.ts, SpinPtr(s), LockKind::kSpinlock, ip);
     EngineAcquire(c, SpinPtr(s), AcquireMode::kExclusive, false, ip);
     pre.tracked = true;
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     InternalError("spin lock");
   }
@@ -596,6 +625,8 @@ bool BeforeCondWait(pthread_mutex_t* m, std::uint64_t ip) {
     if (!c || !c.ts->Holds(reinterpret_cast<LockId>(m))) return false;
     EngineRelease(c, m, ip);
     return true;
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     InternalError("condition wait");
   }
@@ -610,6 +641,8 @@ void AfterCondWait(pthread_mutex_t* m, bool released, std::uint64_t ip) {
   try {
     Ctx c = Enter();
     if (c) EngineAcquire(c, m, AcquireMode::kExclusive, false, ip);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     InternalError("condition wait");
   }
@@ -673,6 +706,8 @@ void SignalTrampoline(int sig, siginfo_t* info, void* uctx) {
           ApplySignalState(c.rt, tls.record);
           tracked = true;
         }
+      } catch (abi::__forced_unwind&) {
+        throw;  // thread cancellation unwinds through hooks; never swallow it
       } catch (...) {
         InternalError("signal entry");
       }
@@ -699,6 +734,8 @@ void SignalTrampoline(int sig, siginfo_t* info, void* uctx) {
           tls.record->blocked = saved_blocked;
           ApplySignalState(c.rt, tls.record);
         }
+      } catch (abi::__forced_unwind&) {
+        throw;  // thread cancellation unwinds through hooks; never swallow it
       } catch (...) {
         InternalError("signal exit");
       }
@@ -772,6 +809,8 @@ int SigactionHook(int sig, const struct sigaction* act, struct sigaction* old) {
         if (Runtime* rt = GetRuntime(); rt && IsUserHandler(new_handler)) {
           NameSignalContext(rt, sig);
         }
+      } catch (abi::__forced_unwind&) {
+        throw;  // thread cancellation unwinds through hooks; never swallow it
       } catch (...) {
         InternalError("sigaction");
       }
@@ -801,6 +840,8 @@ void AfterMaskChange(int how, const sigset_t* set, const sigset_t* old) {
     bits &= ~((std::uint64_t{1} << (SIGKILL - 1)) | (std::uint64_t{1} << (SIGSTOP - 1)));
     tls.record->blocked = bits;
     ApplySignalState(rt, tls.record);
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {
     InternalError("signal mask");
   }
@@ -975,6 +1016,8 @@ LG_EXPORT int pthread_spin_trylock(pthread_spinlock_t* s) {
           EnsureKnown(c.rt, c.ts, lock, LockKind::kSpinlock, ip);
           EngineAcquire(c, lock, AcquireMode::kExclusive, true, ip);
         }
+      } catch (abi::__forced_unwind&) {
+        throw;  // thread cancellation unwinds through hooks; never swallow it
       } catch (...) {
         InternalError("spin trylock");
       }
@@ -993,6 +1036,8 @@ LG_EXPORT int pthread_spin_unlock(pthread_spinlock_t* s) {
         Ctx c = Enter();
         // A spinlock records no owner: a release the engine did not see acquired is reported.
         if (c && !FromAllocator(ip)) ReleaseIfOwned(c, SpinPtr(s), LockKind::kSpinlock, false, ip);
+      } catch (abi::__forced_unwind&) {
+        throw;  // thread cancellation unwinds through hooks; never swallow it
       } catch (...) {
         InternalError("spin unlock");
       }
@@ -1095,6 +1140,8 @@ LG_EXPORT [[noreturn]] void _exit(int status) {
           FlushDeferredReports(rt);
           rt->recorder.Finish();
         }
+      } catch (abi::__forced_unwind&) {
+        throw;  // thread cancellation unwinds through hooks; never swallow it
       } catch (...) {
       }
     }

@@ -4,6 +4,8 @@
 
 #include <signal.h>
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -28,6 +30,25 @@ struct Options {
   std::string status_file;     // `lockgraph run`: one line appended per finding
   bool stacks = true;          // capture stacks for new dependencies and usages
   int max_stack_depth = 32;    // frames kept per captured stack
+  // false: the pthread and signal interposers pass straight to libc (instrumented programs
+  // report their locks through the lg_ API themselves); the lg_ API keeps working.
+  std::atomic<bool> intercept{true};
+
+  Options() = default;
+  Options(const Options& o) { *this = o; }
+  Options& operator=(const Options& o) {
+    strict = o.strict;
+    halt_on_error = o.halt_on_error;
+    exitcode = o.exitcode;
+    log_file = o.log_file;
+    verbosity = o.verbosity;
+    record = o.record;
+    status_file = o.status_file;
+    stacks = o.stacks;
+    max_stack_depth = o.max_stack_depth;
+    intercept.store(o.intercept.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    return *this;
+  }
 };
 
 // Parses "name=value" pairs separated by ':', ',' or whitespace. Returns false (with a message
@@ -73,6 +94,21 @@ bool RuntimeOff();
 // Scope of lockgraph code on this thread: while alive, hooks on this thread pass through.
 // `active()` is false when lockgraph code was already running (recursion, signal handler that
 // interrupted the runtime), or while another thread forks.
+// Makes the runtime's own work never a cancellation point: a thread cancelled inside a hook
+// (in the write() of a report, the open() of a symbol file, the thread-exit path) would otherwise
+// unwind through runtime frames, some of them noexcept, and glibc would abort the host. The real
+// blocking calls the hooks wrap stay outside this guard, so they remain cancellation points.
+class NoCancel {
+ public:
+  NoCancel() { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old_); }
+  ~NoCancel() { pthread_setcancelstate(old_, nullptr); }
+  NoCancel(const NoCancel&) = delete;
+  NoCancel& operator=(const NoCancel&) = delete;
+
+ private:
+  int old_ = PTHREAD_CANCEL_ENABLE;
+};
+
 class HookScope {
  public:
   HookScope();
@@ -83,6 +119,7 @@ class HookScope {
 
  private:
   bool active_;
+  int cancel_state_ = PTHREAD_CANCEL_ENABLE;  // restored when an active scope ends (NoCancel)
 };
 
 // The engine ThreadState of the calling thread (created on first use); nullptr if unavailable.

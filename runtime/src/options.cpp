@@ -48,6 +48,10 @@ bool SetOption(Options* o, std::string_view name, std::string_view value, std::s
     o->status_file = std::string(value);
   } else if (name == "stacks") {
     ok = ParseBool(value, &o->stacks);
+  } else if (name == "intercept") {
+    bool on = true;
+    ok = ParseBool(value, &on);
+    if (ok) o->intercept.store(on, std::memory_order_relaxed);
   } else if (name == "max_stack_depth") {
     ok = ParseInt(value, 1, 64, &o->max_stack_depth);
   } else {

@@ -26,6 +26,7 @@ std::string ReadSelfFile(const char* path) {
 }
 
 void WriteAll(int fd, const std::uint8_t* data, std::size_t size, bool* failed) {
+  NoCancel no_cancel;
   while (size > 0) {
     const ssize_t n = write(fd, data, size);
     if (n < 0) {

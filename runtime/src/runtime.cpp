@@ -1,4 +1,5 @@
 // The runtime singleton: options, the engine, per-thread state, lock classes, reports, fork.
+#include <cxxabi.h>
 #include "runtime.h"
 
 #include <fcntl.h>
@@ -62,6 +63,7 @@ std::atomic<bool> g_exit_key_made{false};
 pid_t g_main_tid = 0;
 
 void RawWrite(int fd, const char* data, std::size_t size) {
+  NoCancel no_cancel;
   while (size > 0) {
     const ssize_t n = write(fd, data, size);
     if (n < 0) {
@@ -201,6 +203,7 @@ void Runtime::CountFinding(std::string_view kind, std::string_view fingerprint) 
 }
 
 void Runtime::OnFinding(const Finding& finding) {
+  NoCancel no_cancel;  // symbolizing opens files; printing writes
   CountFinding(FindingKindId(finding.kind), finding.fingerprint);
   if (tls.signal_depth > 0) {
     // Symbolizing and printing from a handler that may have interrupted malloc or stdio is
@@ -282,6 +285,8 @@ bool SetRuntimeOption(std::string_view name, std::string_view value) {
   rt->options.verbosity = copy.verbosity;
   rt->options.stacks = copy.stacks;
   rt->options.max_stack_depth = copy.max_stack_depth;
+  rt->options.intercept.store(copy.intercept.load(std::memory_order_relaxed),
+                              std::memory_order_relaxed);
   rt->engine.set_strict_same_class(copy.strict);
   rt->logger->set_level(LevelOf(copy.verbosity));
   return true;
@@ -372,10 +377,13 @@ HookScope::HookScope() {
     while (g_fork_pending.load(std::memory_order_acquire)) sched_yield();
   }
   active_ = true;
+  // The runtime's own work is never a cancellation point (see NoCancel).
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state_);
 }
 
 HookScope::~HookScope() {
   if (!active_) return;
+  pthread_setcancelstate(cancel_state_, nullptr);
   std::atomic_signal_fence(std::memory_order_seq_cst);
   __atomic_store_n(&tls.guard, 0, __ATOMIC_RELEASE);
 }
@@ -411,6 +419,7 @@ ThreadState* CurrentThread(Runtime* rt) {
 }
 
 void OnThreadExit() {
+  NoCancel no_cancel;
   HookScope scope;
   if (scope.active()) {
     Runtime* rt = GetRuntime();
@@ -419,6 +428,8 @@ void OnThreadExit() {
         rt->engine.ThreadExit(*tls.record->state, 0);
         rt->recorder.ThreadExit(*tls.record->state);
         FlushDeferredReports(rt);
+      } catch (abi::__forced_unwind&) {
+        throw;  // thread cancellation unwinds through hooks; never swallow it
       } catch (...) {
         TurnOff("exception at thread exit");
       }

@@ -52,6 +52,12 @@ void lg_lock_init_site(const void *lock, const char *name, const lg_class_key *k
 #define lg_lock_init(lock, name, key) \
   lg_lock_init_site((lock), (name), (key), __FILE__ ":" LG_STRINGIFY(__LINE__))
 
+/* Gives `lock` the class of `key` named `name` if lockgraph has not seen the lock yet (a member or
+ * global lock first met at an acquisition); no effect on a lock that already has a class, never
+ * reports. lockgraph-instrument emits it before instrumented acquisitions. */
+void lg_lock_class_hint(const void *lock, const char *name, const lg_class_key *key,
+                        const char *site);
+
 /* Moves `lock` to the class of `key` with `subclass` (lockdep_set_class_and_subclass). */
 void lg_set_class(const void *lock, const char *name, const lg_class_key *key, unsigned subclass);
 
@@ -119,6 +125,7 @@ unsigned long lg_findings_count(void);
 #define lg_lock_init_site(lock, name, key, site) do { } while (0)
 #define lg_lock_init(lock, name, key) do { } while (0)
 #define lg_set_class(lock, name, key, subclass) do { } while (0)
+#define lg_lock_class_hint(lock, name, key, site) do { } while (0)
 #define lg_lock_destroy(lock) do { } while (0)
 #define lg_acquire(lock, flags, subclass, nest) do { } while (0)
 #define lg_release(lock) do { } while (0)

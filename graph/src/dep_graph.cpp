@@ -298,14 +298,8 @@ std::uint32_t DepGraph::Add(const Dependency& dep) {
   return it->second;
 }
 
-std::optional<std::vector<PathStep>> DepGraph::Search(
-    Direction dir, State root, const std::function<bool(State)>& match) const {
+void DepGraph::StartSearch() const {
   const std::size_t states = 2 * class_count();
-  if (StateClass(root) >= class_count()) {
-    // A class without dependencies: only the root itself can match.
-    if (match(root)) return std::vector<PathStep>{};
-    return std::nullopt;
-  }
   if (stamp_.size() < states) {
     stamp_.resize(states, 0);
     color_.resize(states, 0);
@@ -315,6 +309,16 @@ std::optional<std::vector<PathStep>> DepGraph::Search(
     std::fill(stamp_.begin(), stamp_.end(), 0);
     generation_ = 1;
   }
+}
+
+std::optional<std::vector<PathStep>> DepGraph::Search(
+    Direction dir, State root, const std::function<bool(State)>& match) const {
+  if (StateClass(root) >= class_count()) {
+    // A class without dependencies: only the root itself can match.
+    if (match(root)) return std::vector<PathStep>{};
+    return std::nullopt;
+  }
+  StartSearch();
   StrongPathView view{&graph_, &deps_, dir};
   StampedColorMap colors{&stamp_, &color_, generation_};
   boost::queue<State> queue;
@@ -339,16 +343,7 @@ void DepGraph::VisitAll(Direction dir, State root, const std::function<void(Stat
     visit(root);
     return;
   }
-  const std::size_t states = 2 * class_count();
-  if (stamp_.size() < states) {
-    stamp_.resize(states, 0);
-    color_.resize(states, 0);
-    pred_.resize(states);
-  }
-  if (++generation_ == 0) {
-    std::fill(stamp_.begin(), stamp_.end(), 0);
-    generation_ = 1;
-  }
+  StartSearch();
   StrongPathView view{&graph_, &deps_, dir};
   StampedColorMap colors{&stamp_, &color_, generation_};
   boost::queue<State> queue;

@@ -97,6 +97,8 @@ class DepGraph {
     return (std::uint64_t{from} << 32) | to;
   }
 
+  // Sizes the per-search scratch for every state and starts a new colour generation.
+  void StartSearch() const;
   // Keeps rank_ a topological order after adding from -> to, or counts the edge as unordered.
   void Reorder(ClassId from, ClassId to);
 

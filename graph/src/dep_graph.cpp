@@ -1,6 +1,8 @@
 // DepGraph: the Boost.Graph class graph and the strong-path view its BFS searches run on.
 #include "dep_graph.h"
 
+#include "topological_order.h"
+
 #include <boost/graph/breadth_first_search.hpp>
 #include <boost/graph/graph_traits.hpp>
 #include <boost/graph/strong_components.hpp>
@@ -267,16 +269,7 @@ void DepGraph::Reorder(ClassId from, ClassId to) {
       }
     }
   }
-  auto by_rank = [this](ClassId a, ClassId b) { return rank_[a] < rank_[b]; };
-  std::sort(forward.begin(), forward.end(), by_rank);
-  std::sort(backward.begin(), backward.end(), by_rank);
-  std::vector<std::uint32_t> ranks;
-  for (ClassId v : backward) ranks.push_back(rank_[v]);
-  for (ClassId v : forward) ranks.push_back(rank_[v]);
-  std::sort(ranks.begin(), ranks.end());
-  std::size_t i = 0;
-  for (ClassId v : backward) rank_[v] = ranks[i++];
-  for (ClassId v : forward) rank_[v] = ranks[i++];
+  ReassignRanks(backward, forward, [this](ClassId v) -> std::uint32_t& { return rank_[v]; });
 }
 
 const Dependency* DepGraph::Find(ClassId from, ClassId to) const {

@@ -1,6 +1,8 @@
 // InstanceGraph: per-class instance order with a maintained topological order.
 #include "instance_graph.h"
 
+#include "topological_order.h"
+
 #include <algorithm>
 
 namespace lockgraph::graph_internal {
@@ -88,18 +90,8 @@ bool InstanceGraph::Add(std::uint32_t a_serial, LockId a_lock, std::uint32_t b_s
           }
         }
       }
-      auto by_rank = [this](std::uint32_t x, std::uint32_t y) {
-        return nodes_[x].rank < nodes_[y].rank;
-      };
-      std::sort(forward.begin(), forward.end(), by_rank);
-      std::sort(backward.begin(), backward.end(), by_rank);
-      std::vector<std::uint32_t> ranks;
-      for (std::uint32_t v : backward) ranks.push_back(nodes_[v].rank);
-      for (std::uint32_t v : forward) ranks.push_back(nodes_[v].rank);
-      std::sort(ranks.begin(), ranks.end());
-      std::size_t i = 0;
-      for (std::uint32_t v : backward) nodes_[v].rank = ranks[i++];
-      for (std::uint32_t v : forward) nodes_[v].rank = ranks[i++];
+      ReassignRanks(backward, forward,
+                    [this](std::uint32_t v) -> std::uint32_t& { return nodes_[v].rank; });
     }
   }
   nodes_[a].out.push_back(b);

@@ -91,7 +91,8 @@ int RunCommand(int argc, char** argv) {
   app.add_flag("--strict", strict,
                "lockdep's strict mode: report any unannotated same-class nesting");
   app.add_option("--record", record,
-                 "write a lock log to FILE (children: FILE.<pid>), for `lockgraph analyze`");
+                 "write a lock log to FILE (children: FILE.<pid>), or with DIR/ one log per "
+                 "process, DIR/<program>.<pid>.lglog; for `lockgraph analyze`");
   app.add_option("--verbosity,-v", verbosity, "lockgraph's own diagnostics: 0 errors .. 4 trace")
       ->check(CLI::Range(0, 4));
   app.add_flag("--no-stacks", no_stacks, "do not capture stacks (call sites only)");
@@ -100,6 +101,7 @@ int RunCommand(int argc, char** argv) {
       "Examples:\n"
       "  lockgraph run -- ./my_tests\n"
       "  lockgraph run --exitcode 66 --record run.lglog -- ./server --port 8080\n"
+      "  lockgraph run --record lock-logs/ -- ./test_transfer   # ctest launcher\n"
       "  LOCKGRAPH_OPTIONS=strict=1 lockgraph run -- make check");
   try {
     app.parse(argc, argv);
@@ -122,7 +124,22 @@ int RunCommand(int argc, char** argv) {
     }
   }
   if (!log_file.empty()) log_file = fs::absolute(log_file).string();
-  if (!record.empty()) record = fs::absolute(record).string();
+  if (!record.empty()) {
+    // DIR/ (or an existing directory): one log per process in it. Created here so that a
+    // launcher command line works on a clean build tree.
+    const bool dir = record.back() == '/';
+    record = fs::absolute(record).string();
+    if (dir) {
+      std::error_code ec;
+      fs::create_directories(record, ec);
+      if (ec) {
+        std::fprintf(stderr, "lockgraph run: cannot create the record directory '%s': %s\n",
+                     record.c_str(), ec.message().c_str());
+        return 2;
+      }
+      if (record.back() != '/') record += '/';
+    }
+  }
 
   char status_path[] = "/tmp/lockgraph-status-XXXXXX";
   const int status_fd = mkstemp(status_path);

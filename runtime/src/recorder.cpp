@@ -2,6 +2,7 @@
 #include "recorder.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +19,9 @@ namespace lockgraph::runtime_internal {
 namespace {
 
 constexpr std::size_t kBlockCapacity = 64 * 1024;  // named limit: bytes per block
+
+constexpr std::size_t kMaxRecordPath = 4096;  // named limit: PATH_MAX
+constexpr int kMaxNameAttempts = 100;         // named limit: fallback names tried per process
 
 std::string ReadSelfFile(const char* path) {
   std::ifstream in(path, std::ios::binary);
@@ -39,6 +43,48 @@ void WriteAll(int fd, const std::uint8_t* data, std::size_t size, bool* failed) 
   }
 }
 
+// The program's name for log file names: argv[0]'s last component, restricted to a portable
+// character set and bounded (it is also untrusted).
+std::string ProgramName() {
+  std::string cmdline = ReadSelfFile("/proc/self/cmdline");
+  std::string argv0 = cmdline.substr(0, cmdline.find('\0'));
+  if (auto slash = argv0.rfind('/'); slash != std::string::npos) argv0.erase(0, slash + 1);
+  std::string out;
+  for (char c : argv0) {
+    if (out.size() >= 64) break;  // named limit: program part of a log file name
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-' || c == '+' || (c == '.' && !out.empty());
+    out.push_back(ok ? c : '_');
+  }
+  return out.empty() ? std::string("process") : out;
+}
+
+// Creates a new log file. Never follows a symlink at the last component and never writes into
+// an existing regular file (O_CREAT | O_EXCL | O_NOFOLLOW); mode 0666 less the umask. An
+// existing character device or FIFO (/dev/null, /dev/full, a named pipe read by another tool)
+// is opened for writing as it is. kExists: pick another name.
+enum class OpenResult { kOpened, kExists, kFailed };
+OpenResult CreateLogFile(const std::string& path, int* fd) {
+  *fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (*fd >= 0) return OpenResult::kOpened;
+  if (errno != EEXIST) return OpenResult::kFailed;
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0 || !(S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) {
+    return OpenResult::kExists;
+  }
+  *fd = open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (*fd < 0) return OpenResult::kFailed;
+  // Checked on the open file: the path may have been replaced since lstat.
+  if (fstat(*fd, &st) != 0 || !(S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) {
+    close(*fd);
+    *fd = -1;
+    return OpenResult::kExists;
+  }
+  const int flags = fcntl(*fd, F_GETFL);
+  if (flags >= 0) fcntl(*fd, F_SETFL, flags & ~O_NONBLOCK);
+  return OpenResult::kOpened;
+}
+
 }  // namespace
 
 Recorder::Recorder() = default;
@@ -46,31 +92,93 @@ Recorder::~Recorder() = default;
 
 void Recorder::Start(const std::string& path, const Symbolizer* symbolizer) {
   if (path.empty()) return;
+  // The path comes from the environment (LOCKGRAPH_OPTIONS): untrusted. It is only ever used as
+  // a file name (never as a format string), bounded, and free of control characters.
+  if (path.size() > kMaxRecordPath) {
+    LogWarning(fmt::format("the record path is too long ({} bytes, at most {}); recording is off",
+                           path.size(), kMaxRecordPath));
+    return;
+  }
+  for (char c : path) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      LogWarning("the record path contains a control character; recording is off");
+      return;
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
-  base_path_ = path;
   symbolizer_ = symbolizer;
   buffer_.resize(kBlockCapacity);
   encoder_ = std::make_unique<logfmt::BlockEncoder>(buffer_.data(), buffer_.size(), false);
+  // A directory (an existing one, or a path ending in '/'): every process writes its own
+  // DIR/<program>.<pid>.lglog.
+  struct stat st {};
+  directory_mode_ = path.back() == '/' || (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode));
+  base_path_ = path;
+  if (directory_mode_) {
+    while (base_path_.size() > 1 && base_path_.back() == '/') base_path_.pop_back();
+    if (mkdir(base_path_.c_str(), 0777) != 0 && errno != EEXIST) {
+      LogWarning(fmt::format("cannot record to the directory '{}': {}; recording is off",
+                             base_path_, std::strerror(errno)));
+      return;
+    }
+    OpenLocked(/*root=*/false);
+    return;
+  }
   // The process `lockgraph run` started (or the first one under a plain LD_PRELOAD) writes
   // `path`; exec'd descendants see another pid in LOCKGRAPH_ROOT_PID and write `path.<pid>`.
   const char* root = getenv("LOCKGRAPH_ROOT_PID");
   const std::string self = std::to_string(getpid());
-  std::string file = path;
+  bool is_root = true;
   if (root == nullptr || *root == '\0') {
     setenv("LOCKGRAPH_ROOT_PID", self.c_str(), 1);
   } else if (self != root) {
-    file = path + "." + self;
+    is_root = false;
   }
-  OpenLocked(file);
+  OpenLocked(is_root);
 }
 
-void Recorder::OpenLocked(const std::string& path) {
-  path_ = path;
+// The name this process logs to, and the fallbacks when a file of that name already exists.
+std::string Recorder::FileName(bool root, int attempt) const {
+  const std::string pid = std::to_string(getpid());
+  if (directory_mode_) {
+    std::string name = base_path_ + "/" + ProgramName() + "." + pid;
+    if (attempt > 0) name += "." + std::to_string(attempt);
+    return name + ".lglog";
+  }
+  // FILE (root), FILE.<pid> (children, and a root whose FILE exists), FILE.<pid>.<n>.
+  if (root && attempt == 0) return base_path_;
+  if (root) --attempt;
+  std::string name = base_path_ + "." + pid;
+  if (attempt > 0) name += "." + std::to_string(attempt);
+  return name;
+}
+
+void Recorder::OpenLocked(bool root) {
   pid_ = getpid();
-  fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  fd_ = -1;
+  std::string first;
+  for (int attempt = 0; attempt < kMaxNameAttempts; ++attempt) {
+    const std::string name = FileName(root, attempt);
+    if (attempt == 0) first = name;
+    const OpenResult r = CreateLogFile(name, &fd_);
+    if (r == OpenResult::kOpened) {
+      path_ = name;
+      if (attempt > 0) {
+        LogWarning(fmt::format("'{}' already exists and is not overwritten; recording to '{}'",
+                               first, name));
+      }
+      break;
+    }
+    if (r == OpenResult::kFailed) {
+      LogWarning(fmt::format("cannot record to '{}': {}; recording is off", name,
+                             std::strerror(errno)));
+      enabled_.store(false);
+      return;
+    }
+  }
   if (fd_ < 0) {
-    LogWarning(fmt::format("cannot record to '{}': {}; recording is off", path,
-                           std::strerror(errno)));
+    LogWarning(fmt::format("cannot record to '{}': it and {} other names exist; recording is off",
+                           first, kMaxNameAttempts - 1));
     enabled_.store(false);
     return;
   }
@@ -79,7 +187,7 @@ void Recorder::OpenLocked(const std::string& path) {
   encoder_->Reset();
   WriteHeaderLocked();
   enabled_.store(true);
-  LogInfo(fmt::format("recording lock events to '{}'", path));
+  LogInfo(fmt::format("recording lock events to '{}'", path_));
 }
 
 void Recorder::WriteHeaderLocked() {
@@ -374,7 +482,7 @@ void Recorder::AfterForkChild() {
   pending_sites_.clear();
   pending_stacks_.clear();
   sites_.clear();
-  OpenLocked(base_path_ + "." + std::to_string(getpid()));
+  OpenLocked(/*root=*/false);
   if (fd_ < 0) return;
   // The child's log starts with what the child inherited: classes, context names, live lock
   // instances, and the locks its only thread holds.

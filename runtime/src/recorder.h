@@ -27,7 +27,10 @@ class Recorder {
   ~Recorder();
 
   // Opens the log for this process: `path` for the process that `lockgraph run` started (or a
-  // process run with LD_PRELOAD directly), `path.<pid>` for forked and exec'd children.
+  // process run with LD_PRELOAD directly), `path.<pid>` for forked and exec'd children; when
+  // `path` is a directory (or ends in '/'), `path/<program>.<pid>.lglog` for every process.
+  // An existing file is never overwritten (the next free name is taken) and a symlink is never
+  // followed.
   void Start(const std::string& path, const Symbolizer* symbolizer);
   bool enabled() const { return enabled_.load(std::memory_order_relaxed); }
   // The process the open log belongs to.
@@ -65,11 +68,13 @@ class Recorder {
   void FlushLocked();
   void ResolvePendingLocked();
   void WriteHeaderLocked();
-  void OpenLocked(const std::string& path);
+  void OpenLocked(bool root);
+  std::string FileName(bool root, int attempt) const;
 
   std::atomic<bool> enabled_{false};
   std::mutex mu_;
-  std::string base_path_;
+  std::string base_path_;    // FILE, or DIR in directory mode
+  bool directory_mode_ = false;
   std::string path_;
   int fd_ = -1;
   int pid_ = 0;

@@ -18,6 +18,16 @@ long FileSize(const std::string& path) {
   return stat(path.c_str(), &st) == 0 ? static_cast<long>(st.st_size) : -1;
 }
 
+// The logs in `dir` whose names start with `prefix` (the fallback names a recorder chose).
+std::vector<std::string> LogsStartingWith(const std::string& dir, const std::string& prefix) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) == 0 && name != prefix) out.push_back(e.path().string());
+  }
+  return out;
+}
+
 // kill -9 in the middle of a recorded run: every complete block still analyzes, so the
 // inversion recorded before the kill is found offline.
 TEST(KillDuringRecord, CompleteBlocksOfTheLogStillAnalyze) {
@@ -98,10 +108,9 @@ TEST(LogFiles, CreatedWithTheUsersUmask) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
-// A symlink planted at the log path is not followed: the file it points to keeps its bytes.
-// DISABLED: fails for an open bug, see /tmp/team/requests.md "reliability helper: log files
-// follow symlinks and overwrite" (the recorder opens with O_TRUNC and without O_NOFOLLOW).
-TEST(LogFiles, DISABLED_SymlinkAtTheLogPathIsNotFollowed) {
+// A symlink planted at the log path is not followed: the file it points to keeps its bytes, and
+// the log goes to the next free name (LOG.<pid>), which the warning names.
+TEST(LogFiles, SymlinkAtTheLogPathIsNotFollowed) {
   ScratchDir dir;
   const std::string victim = dir / "victim.txt";
   WriteFile(victim, "precious\n");
@@ -113,11 +122,19 @@ TEST(LogFiles, DISABLED_SymlinkAtTheLogPathIsNotFollowed) {
   EXPECT_EQ(lg.out, "done\n");
   EXPECT_EQ(ReadFile(victim), "precious\n");
   EXPECT_EQ(Count(lg.err, kCycle), 1) << lg.err;  // live checking goes on either way
+  struct stat st {};
+  ASSERT_EQ(lstat(log.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  const auto logs = LogsStartingWith(dir.path(), "run.lglog.");
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_EQ(LinesWith(lg.err, "recording to '" + logs[0] + "'").size(), 1u) << lg.err;
+  const Result analyzed = RunProgram({kCli, "analyze", logs[0]}, kTimeout);
+  EXPECT_EQ(analyzed.exit_code, 1) << analyzed.err;
+  EXPECT_EQ(Count(analyzed.out, kCycle), 1) << analyzed.out;
 }
 
-// Another process's log at the path is never overwritten.
-// DISABLED: same open bug as above.
-TEST(LogFiles, DISABLED_ExistingLogIsNotOverwritten) {
+// Another process's log at the path is never overwritten; the log goes to LOG.<pid> instead.
+TEST(LogFiles, ExistingLogIsNotOverwritten) {
   ScratchDir dir;
   const std::string log = dir / "run.lglog";
   WriteFile(log, "another process's log\n");
@@ -125,6 +142,28 @@ TEST(LogFiles, DISABLED_ExistingLogIsNotOverwritten) {
   ASSERT_FALSE(lg.timed_out);
   EXPECT_EQ(lg.exit_code, 0) << lg.err;
   EXPECT_EQ(ReadFile(log), "another process's log\n");
+  EXPECT_EQ(Count(lg.err, kCycle), 1) << lg.err;
+  const auto logs = LogsStartingWith(dir.path(), "run.lglog.");
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_EQ(LinesWith(lg.err, "is not overwritten; recording to '" + logs[0] + "'").size(), 1u)
+      << lg.err;
+  const Result analyzed = RunProgram({kCli, "analyze", logs[0]}, kTimeout);
+  EXPECT_EQ(analyzed.exit_code, 1) << analyzed.err;
+  EXPECT_EQ(Count(analyzed.out, kCycle), 1) << analyzed.out;
+}
+
+// A record path from the environment is untrusted: an overlong one (or one with control
+// characters) is refused with one clear line; the program and live checking go on.
+TEST(LogFiles, OverlongRecordPathFromTheEnvironmentIsRefused) {
+  const std::string path = "/tmp/" + std::string(5000, 'x') + "%s%n";
+  std::vector<std::string> argv = UnderLockgraph({"abba"});
+  argv.insert(argv.begin(), {"/usr/bin/env", "LOCKGRAPH_OPTIONS=record=" + path});
+  const Result lg = RunProgram(argv, kTimeout);
+  ASSERT_FALSE(lg.timed_out);
+  EXPECT_EQ(lg.exit_code, 0) << lg.err;
+  EXPECT_EQ(lg.out, "done\n");
+  EXPECT_EQ(LinesWith(lg.err, "the record path is too long (5009 bytes, at most 4096)").size(), 1u)
+      << lg.err;
   EXPECT_EQ(Count(lg.err, kCycle), 1) << lg.err;
 }
 

@@ -11,6 +11,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   libunwind-dev libdw-dev zlib1g-dev
   graphviz valgrind
+  libjemalloc2
 )
 
 missing=()

@@ -95,8 +95,8 @@ struct RealFunctions {
 #undef LG_DECLARE_REAL
 };
 
-RealFunctions g_real;
-std::atomic<int> g_resolve_state{0};  // 0 not yet, 1 in progress, 2 done
+constinit RealFunctions g_real{};
+constinit std::atomic<int> g_resolve_state{0};  // 0 not yet, 1 in progress, 2 done
 
 void ResolveRealFunctions() {
   int expected = 0;
@@ -227,7 +227,7 @@ void WriteStamp(void* lock, LockKind kind) {
 
 // First sight is serialised per address stripe so two threads do not both start an instance.
 constexpr int kFirstSightStripes = 64;
-std::atomic<bool> g_first_sight[kFirstSightStripes];
+constinit std::atomic<bool> g_first_sight[kFirstSightStripes];
 
 class StripeLock {
  public:
@@ -270,14 +270,17 @@ bool IsKnown(Runtime* rt, void* lock, LockKind kind) {
 // Locks taken by a malloc implementation are not validated: lockgraph allocates on its slow
 // paths, and an allocator that locks its own (non-recursive) mutex around malloc would then
 // deadlock on itself. The allocator libraries loaded at start-up are recognised by name.
+// The ranges are computed at the first lock call, which can come from jemalloc's own start-up
+// before this library's static initialisers run: they must be constant-initialised (constinit),
+// or a dynamic initialiser running later would wipe what was already collected.
 constexpr int kMaxIgnoredRanges = 16;  // named limit: executable segments of allocator libraries
 struct IgnoredRanges {
-  std::uintptr_t lo[kMaxIgnoredRanges];
-  std::uintptr_t hi[kMaxIgnoredRanges];
+  std::uintptr_t lo[kMaxIgnoredRanges] = {};
+  std::uintptr_t hi[kMaxIgnoredRanges] = {};
   int count = 0;
 };
-IgnoredRanges g_ignored;
-std::atomic<int> g_ignored_state{0};  // 0 unknown, 1 computing, 2 ready
+constinit IgnoredRanges g_ignored;
+constinit std::atomic<int> g_ignored_state{0};  // 0 unknown, 1 computing, 2 ready
 
 int CollectAllocatorRanges(dl_phdr_info* info, size_t, void* arg) {
   auto* r = static_cast<IgnoredRanges*>(arg);
@@ -656,9 +659,9 @@ struct HandlerSlot {
   std::atomic<void*> handler{nullptr};  // user handler (sa_handler or sa_sigaction)
   std::atomic<int> flags{0};            // user sa_flags
 };
-HandlerSlot g_handlers[kMaxSignal + 1];
-std::atomic<std::uint64_t> g_handled{0};
-std::atomic<unsigned> g_handled_gen{1};
+constinit HandlerSlot g_handlers[kMaxSignal + 1];
+constinit std::atomic<std::uint64_t> g_handled{0};
+constinit std::atomic<unsigned> g_handled_gen{1};
 
 std::uint64_t SigsetBits(const sigset_t& set) {
   std::uint64_t bits = 0;

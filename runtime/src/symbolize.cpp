@@ -11,11 +11,13 @@
 #include <gelf.h>
 #include <libunwind.h>
 #include <link.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -80,10 +82,41 @@ std::string Basename(const char* path) {
   return slash ? slash + 1 : path;
 }
 
+// Separate debug files are looked up locally only: by build ID under /usr/lib/debug, then by
+// .gnu_debuglink next to the file, in its .debug/ and under /usr/lib/debug. Never through
+// dwfl_standard_find_debuginfo: when both fail it asks debuginfod, whose client initialises
+// libcurl and OpenSSL inside the host (their locks then first appear mid-use, without their init
+// calls) and, with DEBUGINFOD_URLS set, would fetch over the network while a report is printed.
+int TryDebugFile(const std::string& path, char** debuginfo_file_name) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) *debuginfo_file_name = strdup(path.c_str());
+  return fd;
+}
+
+int FindLocalDebuginfo(Dwfl_Module* mod, void** userdata, const char* modname, GElf_Addr base,
+                       const char* file_name, const char* debuglink_file,
+                       GElf_Word debuglink_crc, char** debuginfo_file_name) {
+  int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+                                        debuglink_crc, debuginfo_file_name);
+  if (fd >= 0 || file_name == nullptr || debuglink_file == nullptr ||
+      std::strchr(debuglink_file, '/') != nullptr) {
+    return fd;
+  }
+  std::string dir = file_name;
+  const auto slash = dir.rfind('/');
+  dir = slash == std::string::npos ? "." : dir.substr(0, slash);
+  const std::string link = debuglink_file;
+  if (dir + "/" + link != file_name) {
+    if ((fd = TryDebugFile(dir + "/" + link, debuginfo_file_name)) >= 0) return fd;
+  }
+  if ((fd = TryDebugFile(dir + "/.debug/" + link, debuginfo_file_name)) >= 0) return fd;
+  return TryDebugFile("/usr/lib/debug" + dir + "/" + link, debuginfo_file_name);
+}
+
 char* g_debuginfo_path = nullptr;
 const Dwfl_Callbacks kCallbacks = {
     dwfl_linux_proc_find_elf,
-    dwfl_standard_find_debuginfo,
+    FindLocalDebuginfo,
     nullptr,
     &g_debuginfo_path,
 };

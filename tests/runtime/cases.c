@@ -547,6 +547,25 @@ static void killed_after_locks(void) {
   kill(getpid(), SIGKILL);
 }
 
+/* Allocation-heavy threads around a lock: with an allocator that locks inside malloc
+ * (jemalloc preloaded next to the shim) this must neither hang nor report. */
+static void *malloc_worker(void *arg) {
+  for (int i = 0; i < 20000; i++) {
+    char *p = malloc(16 + (size_t)(i % 4000));
+    pthread_mutex_lock(&lock_a);
+    memset(p, 1, 16);
+    pthread_mutex_unlock(&lock_a);
+    free(p);
+  }
+  return arg;
+}
+static void malloc_threads_ok(void) {
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, malloc_worker, NULL);
+  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  take_ab();
+}
+
 struct entry {
   const char *name;
   body_fn fn;
@@ -563,6 +582,7 @@ static const struct entry entries[] = {
     E(signal_inconsistent), E(signal_inconsistent_blocked_ok), E(signal_safe_to_unsafe),
     E(signal_safe_to_unsafe_blocked_ok), E(signal_irq_inversion), E(signal_no_handler_ok), E(signal_bsd_inconsistent),
     E(fork_ok), E(fork_child_abba), E(many_short_lived_locks_ok), E(killed_after_locks),
+    E(malloc_threads_ok),
 #undef E
 };
 

@@ -120,6 +120,39 @@ void ExpectOneReport(const RunResult& r, const std::string& headline) {
 
 const char kCircular[] = "possible circular locking dependency detected";
 
+// --- Allocators that lock inside malloc ----------------------------------------------------------
+
+// jemalloc (what Debian's redis-server is linked with) trylocks its own mutexes inside malloc;
+// lockgraph must pass those through, in either preload order, and still check the program.
+const char kJemalloc[] = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+
+RunResult RunWithJemalloc(const std::string& name, bool jemalloc_first) {
+  const std::string preload = jemalloc_first
+                                  ? std::string(kJemalloc) + ":" + LG_RUNTIME_LIB
+                                  : std::string(LG_RUNTIME_LIB) + ":" + kJemalloc;
+  return RunProgram({LG_CASES, name},
+                    {"LD_PRELOAD=" + preload, "LOCKGRAPH_OPTIONS=exitcode=66"});
+}
+
+TEST(ShimAllocator, JemallocPreloadedWithTheShimNeitherHangsNorReports) {
+  if (access(kJemalloc, R_OK) != 0) GTEST_SKIP() << kJemalloc << " not installed (libjemalloc2)";
+  for (bool first : {true, false}) {
+    RunResult r = RunWithJemalloc("malloc_threads_ok", first);
+    ExpectSilent(r);
+    EXPECT_THAT(r.out, HasSubstr("malloc_threads_ok: done")) << Shown(r);
+  }
+}
+
+TEST(ShimAllocator, JemallocPreloadedWithTheShimStillFindsAbba) {
+  if (access(kJemalloc, R_OK) != 0) GTEST_SKIP() << kJemalloc << " not installed (libjemalloc2)";
+  for (bool first : {true, false}) {
+    RunResult r = RunWithJemalloc("abba", first);
+    ExpectOneReport(r, kCircular);
+    EXPECT_THAT(r.err, HasSubstr("(lock_a)")) << Shown(r);
+    EXPECT_THAT(r.err, HasSubstr("(lock_b)")) << Shown(r);
+  }
+}
+
 // --- Lock orders --------------------------------------------------------------------------------
 
 TEST(ShimOrder, AbbaAcrossThreadsNamesBothLocksAndTheSites) {

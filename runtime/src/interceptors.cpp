@@ -183,6 +183,8 @@ bool MutexStampable(const pthread_mutex_t* m) {
   const int kind = MutexKind(m);
   return kind >= 0 && (kind & (kMutexRobustBit | kMutexPsharedBit)) == 0;
 }
+// pthread_mutex_destroy leaves __kind == -1 (glibc then fails lock and unlock with EINVAL).
+bool MutexDestroyedByLibc(const pthread_mutex_t* m) { return MutexKind(m) == -1; }
 void** MutexStampSlot(pthread_mutex_t* m) {
   return reinterpret_cast<void**>(&m->__data.__list.__next);
 }
@@ -367,6 +369,19 @@ void EngineCancel(Ctx& c, void* lock) {
   if (c.rt->recorder.enabled()) c.rt->recorder.Cancel(*c.ts, reinterpret_cast<LockId>(lock));
 }
 
+// A lock or unlock call on a mutex glibc marks destroyed. When the engine saw that destroy, the
+// call is a use of a destroyed lock: an acquisition makes the engine report it (and is cancelled
+// after glibc's EINVAL; `cancel` does that at once for calls that do not acquire). Never a fresh
+// first sight: the memory does not hold a new lock. Returns whether the engine saw an acquire.
+bool UseOfDestroyedMutex(Ctx& c, pthread_mutex_t* m, bool cancel, std::uint64_t ip) {
+  if (c.rt->engine.GetLockState(reinterpret_cast<LockId>(m)) != Engine::LockState::kDestroyed) {
+    return false;  // destroyed before lockgraph knew it: nothing to say
+  }
+  EngineAcquire(c, m, AcquireMode::kExclusive, /*trylock=*/true, ip);
+  if (cancel) EngineCancel(c, m);
+  return true;
+}
+
 // --- Mutex hooks ----------------------------------------------------------------------------
 
 bool MutexRelockByOwner(pthread_mutex_t* m) {
@@ -384,6 +399,13 @@ Pre BeforeMutexBlocking(pthread_mutex_t* m, std::uint64_t ip) {
     Ctx c = Enter();
     if (!c) return pre;
     if (MutexRelockByOwner(m)) return pre;  // recursion of a recursive mutex: not an event
+    if (MutexDestroyedByLibc(m)) {
+      // A destroyed mutex: the engine reports the use (when it saw the destroy) before glibc
+      // fails the call with EINVAL, which cancels the acquisition again.
+      if (!UseOfDestroyedMutex(c, m, false, ip)) return pre;
+      pre.tracked = true;
+      return pre;
+    }
     EnsureKnown(c.rt, c.ts, m, LockKind::kMutex, ip);
     EngineAcquire(c, m, AcquireMode::kExclusive, false, ip);
     pre.tracked = true;
@@ -413,13 +435,18 @@ void AfterMutexBlocking(pthread_mutex_t* m, const Pre& pre, int rc) {
 
 void AfterMutexTry(pthread_mutex_t* m, int rc, std::uint64_t ip) {
   if (FromAllocator(ip)) return;
-  if (rc != 0 && rc != EOWNERDEAD) return;
+  const bool destroyed = rc == EINVAL && MutexDestroyedByLibc(m);
+  if (rc != 0 && rc != EOWNERDEAD && !destroyed) return;
   ErrnoSaver errno_saver;
   HookScope scope;
   if (!scope.active()) return;
   try {
     Ctx c = Enter();
     if (!c) return;
+    if (destroyed) {
+      UseOfDestroyedMutex(c, m, /*cancel=*/true, ip);
+      return;
+    }
     if ((MutexKind(m) & kMutexKindMask) == PTHREAD_MUTEX_RECURSIVE_NP &&
         __atomic_load_n(&m->__data.__count, __ATOMIC_RELAXED) > 1) {
       return;  // a recursive re-lock by the owner
@@ -456,6 +483,12 @@ void BeforeMutexUnlock(pthread_mutex_t* m, std::uint64_t ip) {
   try {
     Ctx c = Enter();
     if (!c) return;
+    if (MutexDestroyedByLibc(m)) {
+      // glibc fails it with EINVAL and nothing is released: a use of the destroyed lock, not a
+      // bad unlock balance.
+      UseOfDestroyedMutex(c, m, /*cancel=*/true, ip);
+      return;
+    }
     const bool owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED) == CurrentTid();
     if (owner && (MutexKind(m) & kMutexKindMask) == PTHREAD_MUTEX_RECURSIVE_NP &&
         __atomic_load_n(&m->__data.__count, __ATOMIC_RELAXED) > 1) {

@@ -88,6 +88,15 @@ static void assert_ok(void) {
   lg_assert_no_locks_held();
 }
 
+/* Two annotated locks of two classes released without being held: two reports. */
+static void bad_release_two_classes(void) {
+  lg_lock_init(&dev_lock, "dev_lock", NULL);
+  lg_lock_init(&queue_lock, "queue_lock", NULL);
+  lg_release(&dev_lock);
+  lg_release(&queue_lock);
+  printf("findings=%lu\n", lg_findings_count());
+}
+
 static int callback_calls;
 static void count_reports(const char *report, void *arg) {
   (void)arg;
@@ -119,6 +128,7 @@ static const struct entry entries[] = {
     {"assert_ok", assert_ok},
     {"callback_and_options", callback_and_options},
     {"disabled_ok", disabled_ok},
+    {"bad_release_two_classes", bad_release_two_classes},
 };
 
 int main(int argc, char **argv) {

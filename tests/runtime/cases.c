@@ -365,6 +365,36 @@ static void destroy_unseen_ok(void) {
   pthread_mutex_t n = PTHREAD_MUTEX_INITIALIZER;
   pthread_mutex_destroy(&n);
 }
+/* Lock, trylock and unlock of a mutex after pthread_mutex_destroy: glibc fails each with EINVAL;
+ * lockgraph reports one use of a destroyed lock (not a bad unlock balance). */
+static pthread_mutex_t dead_lock;
+static void use_after_destroy(void) {
+  pthread_mutex_init(&dead_lock, NULL);
+  pthread_mutex_lock(&dead_lock);
+  pthread_mutex_unlock(&dead_lock);
+  pthread_mutex_destroy(&dead_lock);
+  int lock_rc = pthread_mutex_lock(&dead_lock);
+  int try_rc = pthread_mutex_trylock(&dead_lock);
+  int unlock_rc = pthread_mutex_unlock(&dead_lock);
+  printf("lock=%s trylock=%s unlock=%s\n", lock_rc == EINVAL ? "EINVAL" : "?",
+         try_rc == EINVAL ? "EINVAL" : "?", unlock_rc == EINVAL ? "EINVAL" : "?");
+}
+/* Destroyed, then initialised again: a live lock, nothing to report. */
+static void destroy_reinit_ok(void) {
+  pthread_mutex_init(&dead_lock, NULL);
+  pthread_mutex_destroy(&dead_lock);
+  pthread_mutex_init(&dead_lock, NULL);
+  lock2(&lock_a, &dead_lock);
+  pthread_mutex_destroy(&dead_lock);
+  pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+  memcpy(&dead_lock, &fresh, sizeof fresh); /* static re-initialisation of the same memory */
+  lock2(&lock_a, &dead_lock);
+}
+/* Two locks of two classes each unlocked without being held: two reports. */
+static void bad_unlock_two_classes(void) {
+  pthread_mutex_unlock(&lock_a);
+  pthread_mutex_unlock(&lock_b);
+}
 static void *exit_holding(void *arg) {
   (void)arg;
   pthread_mutex_lock(&lock_c);
@@ -582,7 +612,7 @@ static const struct entry entries[] = {
     E(signal_inconsistent), E(signal_inconsistent_blocked_ok), E(signal_safe_to_unsafe),
     E(signal_safe_to_unsafe_blocked_ok), E(signal_irq_inversion), E(signal_no_handler_ok), E(signal_bsd_inconsistent),
     E(fork_ok), E(fork_child_abba), E(many_short_lived_locks_ok), E(killed_after_locks),
-    E(malloc_threads_ok),
+    E(malloc_threads_ok), E(use_after_destroy), E(destroy_reinit_ok), E(bad_unlock_two_classes),
 #undef E
 };
 

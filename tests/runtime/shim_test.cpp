@@ -290,6 +290,26 @@ TEST(ShimLifecycle, DestroyOfHeldLockIsReported) {
 
 TEST(ShimLifecycle, DestroyOfLocksNeverSeenIsSilent) { ExpectSilent(RunC("destroy_unseen_ok")); }
 
+TEST(ShimLifecycle, LockAfterDestroyIsUseOfDestroyedLock) {
+  RunResult r = RunC("use_after_destroy");
+  ExpectOneReport(r, "use of destroyed lock detected!");
+  EXPECT_THAT(r.err, HasSubstr("(dead_lock)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("use_after_destroy (cases.c:")) << Shown(r);
+  EXPECT_THAT(r.err, Not(HasSubstr("bad unlock balance"))) << Shown(r);
+  // The program still sees glibc's own results.
+  EXPECT_THAT(r.out, HasSubstr("lock=EINVAL trylock=EINVAL unlock=EINVAL")) << Shown(r);
+}
+
+TEST(ShimLifecycle, DestroyThenInitAgainIsSilent) { ExpectSilent(RunC("destroy_reinit_ok")); }
+
+TEST(ShimLifecycle, BadUnlocksOfTwoClassesAreTwoReports) {
+  RunResult r = RunC("bad_unlock_two_classes");
+  EXPECT_EQ(r.exit_code, kFoundExit) << Shown(r);
+  EXPECT_EQ(CountOf(r.err, "WARNING: bad unlock balance detected!"), 2) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("release lock (lock_a)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("release lock (lock_b)")) << Shown(r);
+}
+
 TEST(ShimLifecycle, ThreadExitWithLockHeld) {
   RunResult r = RunC("thread_exit_holding");
   EXPECT_EQ(r.exit_code, kFoundExit) << Shown(r);
@@ -468,6 +488,15 @@ TEST(CApi, AssertionsThatHoldAreSilent) { ExpectSilent(RunApi("assert_ok")); }
 TEST(CApi, ReportCallbackAndOptions) {
   RunResult r = RunApi("callback_and_options");
   EXPECT_THAT(r.out, HasSubstr("bad=-1 good=0 callback=1 findings=1")) << Shown(r);
+}
+
+TEST(CApi, BadReleasesOfTwoClassesAreTwoReports) {
+  RunResult r = RunApi("bad_release_two_classes");
+  EXPECT_EQ(r.exit_code, kFoundExit) << Shown(r);
+  EXPECT_EQ(CountOf(r.err, "WARNING: bad unlock balance detected!"), 2) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("release lock (dev_lock)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("release lock (queue_lock)")) << Shown(r);
+  EXPECT_THAT(r.out, HasSubstr("findings=2")) << Shown(r);
 }
 
 TEST(CApi, DisabledBuildCompilesToNothing) { ExpectSilent(RunApi("disabled_ok")); }

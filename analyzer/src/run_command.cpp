@@ -82,6 +82,7 @@ int RunCommand(int argc, char** argv) {
   std::string log_file, record;
   int exitcode = 0;
   int verbosity = -1;
+  int max_held_locks = 0;
   bool halt = false, strict = false, no_stacks = false;
   std::vector<std::string> command;
   app.add_option("--log-file", log_file, "write reports to FILE (appended) instead of stderr");
@@ -96,6 +97,9 @@ int RunCommand(int argc, char** argv) {
   app.add_option("--verbosity,-v", verbosity, "lockgraph's own diagnostics: 0 errors .. 4 trace")
       ->check(CLI::Range(0, 4));
   app.add_flag("--no-stacks", no_stacks, "do not capture stacks (call sites only)");
+  app.add_option("--max-held-locks", max_held_locks,
+                 "locks one thread may hold before lockgraph turns itself off (default 4096)")
+      ->check(CLI::Range(1, 1 << 20));
   app.add_option("command", command, "-- PROG ARGS...")->required();
   app.footer(
       "Examples:\n"
@@ -174,6 +178,7 @@ int RunCommand(int argc, char** argv) {
   if (!record.empty()) add("record=" + record);
   if (verbosity >= 0) add("verbosity=" + std::to_string(verbosity));
   if (no_stacks) add("stacks=0");
+  if (max_held_locks > 0) add("max_held_locks=" + std::to_string(max_held_locks));
   add(std::string("status_file=") + status_path);
 
   std::string preload = lib;

@@ -30,6 +30,12 @@ struct Options {
   std::string status_file;     // `lockgraph run`: one line appended per finding
   bool stacks = true;          // capture stacks for new dependencies and usages
   int max_stack_depth = 32;    // frames kept per captured stack
+  // The engine's capacity bounds (start-up only): past one the validator turns itself off and
+  // names the option to raise. 0 keeps the engine's default (EngineOptions).
+  int max_held_locks = 0;      // per thread
+  int max_classes = 0;
+  int max_dependencies = 0;
+  int memory_limit_mb = 0;
   // false: the pthread and signal interposers pass straight to libc (instrumented programs
   // report their locks through the lg_ API themselves); the lg_ API keeps working.
   std::atomic<bool> intercept{true};
@@ -46,6 +52,10 @@ struct Options {
     status_file = o.status_file;
     stacks = o.stacks;
     max_stack_depth = o.max_stack_depth;
+    max_held_locks = o.max_held_locks;
+    max_classes = o.max_classes;
+    max_dependencies = o.max_dependencies;
+    memory_limit_mb = o.memory_limit_mb;
     intercept.store(o.intercept.load(std::memory_order_relaxed), std::memory_order_relaxed);
     return *this;
   }

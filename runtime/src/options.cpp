@@ -54,6 +54,14 @@ bool SetOption(Options* o, std::string_view name, std::string_view value, std::s
     if (ok) o->intercept.store(on, std::memory_order_relaxed);
   } else if (name == "max_stack_depth") {
     ok = ParseInt(value, 1, 64, &o->max_stack_depth);
+  } else if (name == "max_held_locks") {
+    ok = ParseInt(value, 1, 1 << 20, &o->max_held_locks);
+  } else if (name == "max_classes") {
+    ok = ParseInt(value, 1, 1 << 24, &o->max_classes);
+  } else if (name == "max_dependencies") {
+    ok = ParseInt(value, 1, 1 << 30, &o->max_dependencies);
+  } else if (name == "memory_limit_mb") {
+    ok = ParseInt(value, 1, 1 << 20, &o->memory_limit_mb);
   } else {
     if (error) *error = "unknown option '" + std::string(name) + "'";
     return false;

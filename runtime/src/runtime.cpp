@@ -169,6 +169,12 @@ Runtime::Runtime(const Options& opts)
       engine([&] {
         EngineOptions eo;
         eo.strict_same_class = opts.strict;
+        if (opts.max_held_locks > 0) eo.max_held_locks = opts.max_held_locks;
+        if (opts.max_classes > 0) eo.max_classes = opts.max_classes;
+        if (opts.max_dependencies > 0) eo.max_dependencies = opts.max_dependencies;
+        if (opts.memory_limit_mb > 0) {
+          eo.memory_limit_bytes = static_cast<std::size_t>(opts.memory_limit_mb) << 20;
+        }
         return eo;
       }()),
       report_symbolizer(&depot, &symbolizer) {

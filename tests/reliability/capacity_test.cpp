@@ -30,6 +30,32 @@ TEST(Capacity, HeldLockLimitTurnsTheValidatorOffAndTheProgramRunsOn) {
   EXPECT_EQ(Count(lg.err, "WARNING:"), 0) << lg.err;
 }
 
+// The turn-off message names max_held_locks: that option must be real, in LOCKGRAPH_OPTIONS and
+// as `lockgraph run --max-held-locks`.
+TEST(Capacity, RaisedHeldLockLimitInLockgraphOptionsValidatesFiveThousand) {
+  std::vector<std::string> argv{"/usr/bin/env", "LOCKGRAPH_OPTIONS=max_held_locks=8192"};
+  for (const std::string& a : UnderLockgraph({"hold-many-static", "5000"})) argv.push_back(a);
+  const Result lg = RunProgram(argv, kTimeout);
+  ASSERT_FALSE(lg.timed_out) << lg.err;
+  EXPECT_EQ(lg.exit_code, 0) << lg.err;
+  EXPECT_EQ(lg.out, "held 5000 locks at once\n");
+  EXPECT_EQ(Count(lg.err, "turning off the validator"), 0) << lg.err;
+  EXPECT_EQ(Count(lg.err, "lockgraph: error"), 0) << lg.err;
+}
+
+TEST(Capacity, LoweredHeldLockLimitOnTheRunCommandLineNamesTheOption) {
+  const Result lg = RunProgram(
+      UnderLockgraph({"hold-many-static", "200"}, {"--max-held-locks", "100"}), kTimeout);
+  ASSERT_FALSE(lg.timed_out) << lg.err;
+  EXPECT_EQ(lg.exit_code, 0) << lg.err;
+  EXPECT_EQ(lg.out, "held 200 locks at once\n");
+  const auto lines = LinesWith(lg.err, "lockgraph: turning off the validator: ");
+  ASSERT_EQ(lines.size(), 1u) << lg.err;
+  EXPECT_NE(lines[0].find("holds more than 100 locks (raise max_held_locks)"), std::string::npos)
+      << lg.err;
+  EXPECT_EQ(Count(lg.err, "lockgraph: error"), 0) << lg.err;
+}
+
 // Two million short-lived mutexes (created and destroyed, never destroyed, destroyed unseen):
 // memory stays bounded by the engine's destroyed-lock horizon. Bound: 256 MB.
 TEST(Capacity, MillionsOfShortLivedLocksStayWithinTheMemoryBound) {

@@ -441,6 +441,29 @@ TEST(ShimCpp, AnnotatedWrappersCarryTheirNames) {
   EXPECT_THAT(r.err, HasSubstr("(index_mu)")) << Shown(r);
 }
 
+// lockgraph.hpp built by clang++-14 -Wthread-safety -Werror (tests/runtime/CMakeLists.txt).
+TEST(ShimCpp, HeaderCompiledByClang14ReportsTheWrappersInversion) {
+#ifdef LG_HPP_CLANG
+  RunResult r = RunProgram({LG_HPP_CLANG, "abba"}, {"LOCKGRAPH_OPTIONS=exitcode=66"});
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("(ledger_mu)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(audit_mu)")) << Shown(r);
+  EXPECT_THAT(r.out, HasSubstr("abba: balance 5 rate 3")) << Shown(r);
+#else
+  GTEST_SKIP() << "clang++-14 not found at configure time";
+#endif
+}
+
+TEST(ShimCpp, HeaderCompiledByClang14InOrderIsSilent) {
+#ifdef LG_HPP_CLANG
+  RunResult r = RunProgram({LG_HPP_CLANG, "ok"}, {"LOCKGRAPH_OPTIONS=exitcode=66"});
+  ExpectSilent(r);
+  EXPECT_THAT(r.out, HasSubstr("ok: balance 6 rate 3")) << Shown(r);
+#else
+  GTEST_SKIP() << "clang++-14 not found at configure time";
+#endif
+}
+
 TEST(ShimCpp, AnnotatedWrappersWithScopedLockAreSilent) { ExpectSilent(RunCpp("wrapper_ok")); }
 
 TEST(ShimCpp, AnnotatedCustomLockJoinsTheGraph) {

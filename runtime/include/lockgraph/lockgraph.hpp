@@ -11,9 +11,11 @@
 // - LockGuard / SharedLockGuard are scoped guards with the annotations; IrqDisabledScope,
 //   HardirqScope and SoftirqScope are the interrupt-context markers as scopes.
 //
-// The class of a wrapper is its declaration site (file:line, taken with std::source_location),
-// as lockdep's init-site classes; give two wrappers declared at one site different classes with
-// a lg_class_key. With LOCKGRAPH_DISABLE defined, the wrappers are the plain std:: types' logic.
+// The class of a wrapper is its declaration site (file:line, taken with lockgraph::SourceSite),
+// as lockdep's init-site classes, plus its name when it has one: GCC and Clang give every member
+// wrapper initialised in its declaration (`Mutex mu_{"mu"};`) the line of the enclosing class,
+// so two named members are two classes, while unnamed wrappers at one site (an array) share one.
+// Give two wrappers with one name at one site different classes with a lg_class_key. With LOCKGRAPH_DISABLE defined, the wrappers are the plain std:: types' logic.
 #ifndef LOCKGRAPH_LOCKGRAPH_HPP_
 #define LOCKGRAPH_LOCKGRAPH_HPP_
 
@@ -21,7 +23,6 @@
 #include <cstdio>
 #include <mutex>
 #include <shared_mutex>
-#include <source_location>
 #include <utility>
 
 #include "lockgraph/lockgraph.h"
@@ -51,13 +52,29 @@
 
 namespace lockgraph {
 
+// Where a wrapper is declared: the default argument `SourceSite::Here()` evaluates to the
+// caller's file and line. Not std::source_location: libstdc++ 12's needs a compiler builtin that
+// Clang 14 lacks, while __builtin_FILE/__builtin_LINE work in GCC and Clang alike.
+struct SourceSite {
+  const char* file;
+  unsigned line;
+  static constexpr SourceSite Here(const char* file = __builtin_FILE(),
+                                   unsigned line = __builtin_LINE()) {
+    return SourceSite{file, line};
+  }
+};
+
 namespace internal {
 // Names `lock` for the validator: class of the declaration site unless `key` is given.
 inline void InitAt(const void* lock, const char* name, const lg_class_key* key,
-                   const std::source_location& where) {
+                   const SourceSite& where) {
 #ifndef LOCKGRAPH_DISABLE
   char site[512];
-  std::snprintf(site, sizeof site, "%s:%u", where.file_name(), static_cast<unsigned>(where.line()));
+  if (name != nullptr && key == nullptr) {
+    std::snprintf(site, sizeof site, "%s:%u:%s", where.file, where.line, name);
+  } else {
+    std::snprintf(site, sizeof site, "%s:%u", where.file, where.line);
+  }
   lg_lock_init_site(lock, name, key, site);
 #else
   (void)lock, (void)name, (void)key, (void)where;
@@ -76,7 +93,7 @@ inline void Destroy(const void* lock) {
 class LG_CAPABILITY("mutex") Mutex {
  public:
   explicit Mutex(const char* name = nullptr, const lg_class_key* key = nullptr,
-                 std::source_location where = std::source_location::current()) {
+                 SourceSite where = SourceSite::Here()) {
     internal::InitAt(mu_.native_handle(), name, key, where);
   }
   ~Mutex() { internal::Destroy(mu_.native_handle()); }
@@ -99,7 +116,7 @@ class LG_CAPABILITY("mutex") Mutex {
 class LG_CAPABILITY("mutex") RecursiveMutex {
  public:
   explicit RecursiveMutex(const char* name = nullptr, const lg_class_key* key = nullptr,
-                          std::source_location where = std::source_location::current()) {
+                          SourceSite where = SourceSite::Here()) {
     internal::InitAt(mu_.native_handle(), name, key, where);
   }
   ~RecursiveMutex() { internal::Destroy(mu_.native_handle()); }
@@ -119,7 +136,7 @@ class LG_CAPABILITY("mutex") RecursiveMutex {
 class LG_CAPABILITY("mutex") TimedMutex {
  public:
   explicit TimedMutex(const char* name = nullptr, const lg_class_key* key = nullptr,
-                      std::source_location where = std::source_location::current()) {
+                      SourceSite where = SourceSite::Here()) {
     internal::InitAt(mu_.native_handle(), name, key, where);
   }
   ~TimedMutex() { internal::Destroy(mu_.native_handle()); }
@@ -148,7 +165,7 @@ class LG_CAPABILITY("mutex") TimedMutex {
 class LG_CAPABILITY("shared_mutex") SharedMutex {
  public:
   explicit SharedMutex(const char* name = nullptr, const lg_class_key* key = nullptr,
-                       std::source_location where = std::source_location::current()) {
+                       SourceSite where = SourceSite::Here()) {
     internal::InitAt(mu_.native_handle(), name, key, where);
   }
   ~SharedMutex() { internal::Destroy(mu_.native_handle()); }
@@ -173,7 +190,7 @@ template <typename L>
 class LG_CAPABILITY("mutex") Annotated {
  public:
   explicit Annotated(const char* name = nullptr, const lg_class_key* key = nullptr,
-                     std::source_location where = std::source_location::current()) {
+                     SourceSite where = SourceSite::Here()) {
     internal::InitAt(this, name, key, where);
   }
   ~Annotated() { internal::Destroy(this); }

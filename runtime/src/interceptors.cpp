@@ -371,13 +371,15 @@ void EngineCancel(Ctx& c, void* lock) {
 
 // A lock or unlock call on a mutex glibc marks destroyed. When the engine saw that destroy, the
 // call is a use of a destroyed lock: an acquisition makes the engine report it (and is cancelled
-// after glibc's EINVAL; `cancel` does that at once for calls that do not acquire). Never a fresh
-// first sight: the memory does not hold a new lock. Returns whether the engine saw an acquire.
-bool UseOfDestroyedMutex(Ctx& c, pthread_mutex_t* m, bool cancel, std::uint64_t ip) {
+// after glibc's EINVAL; `cancel` does that at once for calls that do not acquire; an unlock is
+// fed as a trylock, which adds no dependency). Never a fresh first sight: the memory does not
+// hold a new lock. Returns whether the engine saw an acquire.
+bool UseOfDestroyedMutex(Ctx& c, pthread_mutex_t* m, bool trylock, bool cancel,
+                         std::uint64_t ip) {
   if (c.rt->engine.GetLockState(reinterpret_cast<LockId>(m)) != Engine::LockState::kDestroyed) {
     return false;  // destroyed before lockgraph knew it: nothing to say
   }
-  EngineAcquire(c, m, AcquireMode::kExclusive, /*trylock=*/true, ip);
+  EngineAcquire(c, m, AcquireMode::kExclusive, trylock, ip);
   if (cancel) EngineCancel(c, m);
   return true;
 }
@@ -402,7 +404,7 @@ Pre BeforeMutexBlocking(pthread_mutex_t* m, std::uint64_t ip) {
     if (MutexDestroyedByLibc(m)) {
       // A destroyed mutex: the engine reports the use (when it saw the destroy) before glibc
       // fails the call with EINVAL, which cancels the acquisition again.
-      if (!UseOfDestroyedMutex(c, m, false, ip)) return pre;
+      if (!UseOfDestroyedMutex(c, m, /*trylock=*/false, /*cancel=*/false, ip)) return pre;
       pre.tracked = true;
       return pre;
     }
@@ -444,7 +446,7 @@ void AfterMutexTry(pthread_mutex_t* m, int rc, std::uint64_t ip) {
     Ctx c = Enter();
     if (!c) return;
     if (destroyed) {
-      UseOfDestroyedMutex(c, m, /*cancel=*/true, ip);
+      UseOfDestroyedMutex(c, m, /*trylock=*/true, /*cancel=*/true, ip);
       return;
     }
     if ((MutexKind(m) & kMutexKindMask) == PTHREAD_MUTEX_RECURSIVE_NP &&
@@ -486,7 +488,7 @@ void BeforeMutexUnlock(pthread_mutex_t* m, std::uint64_t ip) {
     if (MutexDestroyedByLibc(m)) {
       // glibc fails it with EINVAL and nothing is released: a use of the destroyed lock, not a
       // bad unlock balance.
-      UseOfDestroyedMutex(c, m, /*cancel=*/true, ip);
+      UseOfDestroyedMutex(c, m, /*trylock=*/true, /*cancel=*/true, ip);
       return;
     }
     const bool owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED) == CurrentTid();

@@ -717,6 +717,13 @@ void SignalTrampoline(int sig, siginfo_t* info, void* uctx) {
   const int saved_errno = errno;
   void* handler = g_handlers[sig].handler.load(std::memory_order_acquire);
   const int flags = g_handlers[sig].flags.load(std::memory_order_acquire);
+  if (flags & SA_RESETHAND) {
+    // The kernel has put SIG_DFL back for this delivery: from now on the signal runs no lock
+    // code until a handler is installed again (async-signal-safe: atomics only).
+    g_handlers[sig].handler.store(reinterpret_cast<void*>(SIG_DFL), std::memory_order_release);
+    g_handled.fetch_and(~(std::uint64_t{1} << (sig - 1)), std::memory_order_acq_rel);
+    g_handled_gen.fetch_add(1, std::memory_order_acq_rel);
+  }
   bool tracked = false;
   std::uint64_t saved_blocked = 0;
   Ctx c;

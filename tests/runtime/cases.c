@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -501,6 +504,95 @@ static void signal_bsd_inconsistent(void) {
   printf("got=%d\n", got_signal);
 }
 
+/* Waits that run with their own signal mask (sigsuspend, pselect, ppoll, epoll_pwait): SIGUSR1 is
+ * blocked everywhere except during the wait, where its handler takes lock_a. lock_a is never
+ * taken with SIGUSR1 unblocked outside the handler: no finding. After the wait the thread's mask
+ * is the old one again, and lockgraph must know it (the lock after the wait is not
+ * SIGUSR1-unsafe). */
+static void wait_with_mask(const char *how, const sigset_t *mask) {
+  if (strcmp(how, "sigsuspend") == 0) {
+    sigsuspend(mask);
+  } else if (strcmp(how, "pselect") == 0) {
+    struct timespec ts = {5, 0};
+    pselect(0, NULL, NULL, NULL, &ts, mask);
+  } else if (strcmp(how, "ppoll") == 0) {
+    struct timespec ts = {5, 0};
+    ppoll(NULL, 0, &ts, mask);
+  } else {
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev;
+    epoll_pwait(ep, &ev, 1, 5000, mask);
+    close(ep);
+  }
+}
+static void signal_during_wait(const char *how, int unblock_after) {
+  install(SIGUSR1, handler_takes_a);
+  block(SIGUSR1, 1);
+  pthread_mutex_lock(&lock_a); /* SIGUSR1 blocked */
+  pthread_mutex_unlock(&lock_a);
+  raise(SIGUSR1); /* pending until the wait unblocks it */
+  sigset_t open_mask;
+  sigemptyset(&open_mask);
+  wait_with_mask(how, &open_mask);
+  pthread_mutex_lock(&lock_a); /* SIGUSR1 blocked again */
+  pthread_mutex_unlock(&lock_a);
+  if (unblock_after) {
+    block(SIGUSR1, 0);
+    pthread_mutex_lock(&lock_a); /* SIGUSR1 unblocked: inconsistent with the handler's use */
+    pthread_mutex_unlock(&lock_a);
+  }
+  printf("%s got=%d\n", how, got_signal);
+}
+static void sigsuspend_handler_ok(void) { signal_during_wait("sigsuspend", 0); }
+static void pselect_handler_ok(void) { signal_during_wait("pselect", 0); }
+static void ppoll_handler_ok(void) { signal_during_wait("ppoll", 0); }
+static void epoll_pwait_handler_ok(void) { signal_during_wait("epoll_pwait", 0); }
+static void sigsuspend_handler_then_unblocked(void) { signal_during_wait("sigsuspend", 1); }
+/* sigwaitinfo/sigtimedwait/sigwait take a blocked signal without running its handler. */
+static void sigwait_family_ok(void) {
+  install(SIGUSR1, handler_takes_a);
+  block(SIGUSR1, 1);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  raise(SIGUSR1);
+  int a = sigwaitinfo(&set, NULL);
+  raise(SIGUSR1);
+  struct timespec ts = {5, 0};
+  int b = sigtimedwait(&set, NULL, &ts);
+  raise(SIGUSR1);
+  int c = 0;
+  sigwait(&set, &c);
+  pthread_mutex_lock(&lock_a);
+  pthread_mutex_unlock(&lock_a);
+  block(SIGUSR1, 0);
+  printf("sigwait: %d %d %d got=%d\n", a, b, c, got_signal);
+}
+
+/* SA_RESETHAND: after the first delivery SIGUSR1 is back to its default action, so lock_a taken
+ * with SIGUSR1 unblocked afterwards cannot meet the handler: no finding. */
+static void signal_resethand_ok(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = handler_takes_a;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGUSR1, &sa, NULL);
+  raise(SIGUSR1);
+  pthread_mutex_lock(&lock_a);
+  pthread_mutex_unlock(&lock_a);
+  struct sigaction now;
+  sigaction(SIGUSR1, NULL, &now);
+  printf("got=%d default=%d\n", got_signal, now.sa_handler == SIG_DFL);
+}
+/* The same, but the handler is installed again before the unblocked use: inconsistent. */
+static void signal_resethand_reinstalled(void) {
+  signal_resethand_ok();
+  install(SIGUSR1, handler_takes_a);
+  pthread_mutex_lock(&lock_a);
+  pthread_mutex_unlock(&lock_a);
+}
+
 /* --- fork -------------------------------------------------------------------------------------- */
 static void *sleeper_holding_b(void *arg) {
   (void)arg;
@@ -613,6 +705,9 @@ static const struct entry entries[] = {
     E(signal_safe_to_unsafe_blocked_ok), E(signal_irq_inversion), E(signal_no_handler_ok), E(signal_bsd_inconsistent),
     E(fork_ok), E(fork_child_abba), E(many_short_lived_locks_ok), E(killed_after_locks),
     E(malloc_threads_ok), E(use_after_destroy), E(destroy_reinit_ok), E(bad_unlock_two_classes),
+    E(sigsuspend_handler_ok), E(pselect_handler_ok), E(ppoll_handler_ok), E(epoll_pwait_handler_ok),
+    E(sigsuspend_handler_then_unblocked), E(sigwait_family_ok), E(signal_resethand_ok),
+    E(signal_resethand_reinstalled),
 #undef E
 };
 

@@ -345,6 +345,43 @@ TEST(ShimSignals, LockInHandlerAndWithSignalUnblockedIsInconsistent) {
   EXPECT_THAT(r.out, HasSubstr("got=1")) << Shown(r);
 }
 
+// Waits with their own mask: the handler runs during the wait with SIGUSR1 unblocked; outside it
+// SIGUSR1 stays blocked, so lock_a is consistent. After the wait lockgraph must have the thread's
+// real mask back (a false "inconsistent lock state" otherwise).
+TEST(ShimSignals, HandlerDuringMaskedWaitsIsSilent) {
+  for (const char* how : {"sigsuspend", "pselect", "ppoll", "epoll_pwait"}) {
+    RunResult r = RunC(std::string(how) + "_handler_ok");
+    ExpectSilent(r);
+    EXPECT_THAT(r.out, HasSubstr(std::string(how) + " got=1")) << Shown(r);
+  }
+}
+
+TEST(ShimSignals, HandlerDuringSigsuspendThenUnblockedUseIsInconsistent) {
+  RunResult r = RunC("sigsuspend_handler_then_unblocked");
+  ExpectOneReport(r, "inconsistent lock state");
+  EXPECT_THAT(r.err, HasSubstr("{IN-SIGUSR1-W} -> {SIGUSR1-ON-W}")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(lock_a)")) << Shown(r);
+  EXPECT_THAT(r.out, HasSubstr("sigsuspend got=1")) << Shown(r);
+}
+
+TEST(ShimSignals, SigwaitFamilyTakesSignalsWithoutAHandler) {
+  RunResult r = RunC("sigwait_family_ok");
+  ExpectSilent(r);
+  EXPECT_THAT(r.out, HasSubstr("sigwait: 10 10 10 got=0")) << Shown(r);
+}
+
+TEST(ShimSignals, ResetHandlerLeavesNoInterruptContextAfterItsDelivery) {
+  RunResult r = RunC("signal_resethand_ok");
+  ExpectSilent(r);
+  EXPECT_THAT(r.out, HasSubstr("got=1 default=1")) << Shown(r);
+}
+
+TEST(ShimSignals, ResetHandlerInstalledAgainMakesTheUnblockedUseInconsistent) {
+  RunResult r = RunC("signal_resethand_reinstalled");
+  ExpectOneReport(r, "inconsistent lock state");
+  EXPECT_THAT(r.err, HasSubstr("(lock_a)")) << Shown(r);
+}
+
 TEST(ShimSignals, SignalBlockedAroundTheLockIsSilent) {
   RunResult r = RunC("signal_inconsistent_blocked_ok");
   ExpectSilent(r);

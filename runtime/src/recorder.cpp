@@ -121,6 +121,7 @@ void Recorder::Start(const std::string& path, const Symbolizer* symbolizer) {
                              base_path_, std::strerror(errno)));
       return;
     }
+    encoder_->Reset();
     OpenLocked(/*root=*/false);
     return;
   }
@@ -134,6 +135,7 @@ void Recorder::Start(const std::string& path, const Symbolizer* symbolizer) {
   } else if (self != root) {
     is_root = false;
   }
+  encoder_->Reset();
   OpenLocked(is_root);
 }
 
@@ -164,8 +166,12 @@ void Recorder::OpenLocked(bool root) {
     if (r == OpenResult::kOpened) {
       path_ = name;
       if (attempt > 0) {
-        LogWarning(fmt::format("'{}' already exists and is not overwritten; recording to '{}'",
-                               first, name));
+        // The name the user gave (FILE for the first process) deserves a warning; the per-process
+        // names of children and directory logs are taken in turn as a matter of course.
+        const std::string text = fmt::format(
+            "'{}' already exists and is not overwritten; recording to '{}'", first, name);
+        if (root && !directory_mode_) LogWarning(text);
+        else LogInfo(text);
       }
       break;
     }
@@ -183,8 +189,6 @@ void Recorder::OpenLocked(bool root) {
     return;
   }
   write_failed_ = false;
-  block_number_ = 0;
-  encoder_->Reset();
   WriteHeaderLocked();
   enabled_.store(true);
   LogInfo(fmt::format("recording lock events to '{}'", path_));
@@ -214,7 +218,13 @@ void Recorder::WriteHeaderLocked() {
 }
 
 void Recorder::Put(logfmt::Event& event) {
-  if (fd_ < 0) return;
+  if (fd_ < 0) {
+    if (!open_pending_) return;
+    if (!writing_snapshot_) {
+      OpenDeferredLocked();
+      if (fd_ < 0) return;
+    }
+  }
   if (event.ip != 0 && sites_.insert(event.ip).second) pending_sites_.push_back(event.ip);
   if (encoder_->Put(event)) return;
   FlushLocked();
@@ -264,7 +274,15 @@ void Recorder::ResolvePendingLocked() {
   }
 }
 
+// A forked child's log is created at its first event: a child that only execs (fork + exec,
+// system(), posix_spawn) leaves no file behind, and its exec'd image can have the name.
+void Recorder::OpenDeferredLocked() {
+  open_pending_ = false;
+  OpenLocked(/*root=*/false);
+}
+
 void Recorder::FlushLocked() {
+  if (fd_ < 0 && open_pending_) OpenDeferredLocked();
   if (fd_ < 0 || encoder_->empty()) return;
   auto block = encoder_->Finish(block_number_++);
   WriteAll(fd_, block.data(), block.size(), &write_failed_);
@@ -452,6 +470,7 @@ void Recorder::SetDisabledMask(const ThreadState& t, ContextMask mask) {
 void Recorder::Finish() {
   if (!enabled()) return;
   std::lock_guard<std::mutex> lock(mu_);
+  // A forked child that recorded nothing of its own (it only exec'd or exited) leaves no log.
   if (fd_ < 0) return;
   ResolvePendingLocked();
   logfmt::Event e;
@@ -482,12 +501,13 @@ void Recorder::AfterForkChild() {
   pending_sites_.clear();
   pending_stacks_.clear();
   sites_.clear();
-  OpenLocked(/*root=*/false);
-  if (fd_ < 0) return;
+  block_number_ = 0;
+  encoder_->Reset();
+  open_pending_ = true;
   // The child's log starts with what the child inherited: classes, context names, live lock
-  // instances, and the locks its only thread holds.
-  const ThreadState* self = nullptr;
-  (void)self;
+  // instances, and the locks its only thread holds. They wait in the block buffer until the
+  // child records its first event of its own (OpenDeferredLocked).
+  writing_snapshot_ = true;
   for (const ClassDef& c : classes_) {
     logfmt::Event e;
     e.type = logfmt::RecordType::kClassDef;
@@ -530,6 +550,7 @@ void Recorder::AfterForkChild() {
     e.stack = r.stack;
     Put(e);
   }
+  writing_snapshot_ = false;
 }
 
 }  // namespace lockgraph::runtime_internal

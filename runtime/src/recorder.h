@@ -69,6 +69,7 @@ class Recorder {
   void ResolvePendingLocked();
   void WriteHeaderLocked();
   void OpenLocked(bool root);
+  void OpenDeferredLocked();
   std::string FileName(bool root, int attempt) const;
 
   std::atomic<bool> enabled_{false};
@@ -83,6 +84,8 @@ class Recorder {
   std::unique_ptr<logfmt::BlockEncoder> encoder_;
   std::uint32_t block_number_ = 0;
   bool write_failed_ = false;
+  bool open_pending_ = false;     // forked child: the log is created at its first event
+  bool writing_snapshot_ = false; // forked child: buffering what it inherited
 
   // Raw stacks and call sites waiting to be symbolized (outside the engine's locks).
   std::vector<std::pair<StackId, std::vector<std::uint64_t>>> pending_stacks_;

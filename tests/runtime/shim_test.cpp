@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <span>
@@ -681,6 +682,32 @@ TEST(LockgraphRun, RecordWritesOneLogPerProcess) {
   }
   EXPECT_TRUE(child_found);
   unlink(log.c_str());
+}
+
+// --record DIR/: every process, the first one included, writes DIR/<program>.<pid>.lglog; the
+// forked child's log starts with what it inherited and has its own events.
+TEST(LockgraphRun, RecordDirWritesOneLogPerProcessNamedAfterTheProgram) {
+  const std::string dir = TempPath("recdir");
+  RunResult r = RunCli({"--record", dir + "/", "--", LG_CASES, "fork_ok"});
+  EXPECT_EQ(r.exit_code, 0) << Shown(r);
+  EXPECT_THAT(r.err, Not(HasSubstr("warning"))) << Shown(r);
+  const std::string program = std::string(LG_CASES).substr(std::string(LG_CASES).rfind('/') + 1);
+  std::vector<LogSummary> logs;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    EXPECT_EQ(name.rfind(program + ".", 0), 0u) << name;
+    EXPECT_TRUE(name.size() > 6 && name.compare(name.size() - 6, 6, ".lglog") == 0) << name;
+    logs.push_back(Summarize(ReadFile(entry.path().string())));
+  }
+  ASSERT_EQ(logs.size(), 2u);  // the program and its forked child
+  std::sort(logs.begin(), logs.end(),
+            [](const LogSummary& a, const LogSummary& b) { return a.acquires < b.acquires; });
+  for (const LogSummary& s : logs) {
+    EXPECT_TRUE(s.header_ok);
+    EXPECT_EQ(s.errors, 0);
+    EXPECT_GE(s.acquires, 2);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(LockgraphRun, RecordSurvivesKillUpToTheLastCompleteBlock) {

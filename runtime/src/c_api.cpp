@@ -197,7 +197,7 @@ LG_EXPORT void lg_lock_destroy(const void* lock) {
   try {
     LazyStack stack(api.rt());
     api.rt()->engine.DestroyLock(api.ts(), reinterpret_cast<LockId>(lock), ip, &stack);
-    api.rt()->recorder.LockDestroy(api.ts(), reinterpret_cast<LockId>(lock), ip);
+    api.rt()->recorder.LockDestroy(api.ts(), reinterpret_cast<LockId>(lock), ip, stack.captured());
     Forget(api.rt(), lock);
   } catch (abi::__forced_unwind&) {
     throw;  // thread cancellation unwinds through hooks; never swallow it

@@ -537,7 +537,7 @@ void BeforeDestroy(void* lock, LockKind kind, std::uint64_t ip) {
     if (!IsKnown(c.rt, lock, kind)) return;  // never seen: nothing to end
     LazyStack stack(c.rt);
     c.rt->engine.DestroyLock(*c.ts, reinterpret_cast<LockId>(lock), ip, &stack);
-    c.rt->recorder.LockDestroy(*c.ts, reinterpret_cast<LockId>(lock), ip);
+    c.rt->recorder.LockDestroy(*c.ts, reinterpret_cast<LockId>(lock), ip, stack.captured());
   } catch (abi::__forced_unwind&) {
     throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {

@@ -90,7 +90,7 @@ OpenResult CreateLogFile(const std::string& path, int* fd) {
 Recorder::Recorder() = default;
 Recorder::~Recorder() = default;
 
-void Recorder::Start(const std::string& path, const Symbolizer* symbolizer) {
+void Recorder::Start(const std::string& path, const ReportSymbolizer* symbolizer) {
   if (path.empty()) return;
   // The path comes from the environment (LOCKGRAPH_OPTIONS): untrusted. It is only ever used as
   // a file name (never as a format string), bounded, and free of control characters.
@@ -257,12 +257,10 @@ void Recorder::ResolvePendingLocked() {
   auto stacks = std::move(pending_stacks_);
   pending_stacks_.clear();
   for (auto& [id, frames] : stacks) {
-    std::vector<std::string> texts;
-    for (std::uint64_t ip : frames) {
-      std::string text;
-      symbolizer_->AppendCallSite(ip, &text);
-      texts.push_back(std::move(text));
-    }
+    // Exactly the lines a live report prints for this stack (offsets, inlined frames, the
+    // signal trampoline folded into the handler, nothing below main).
+    std::vector<std::string> texts = symbolizer_->FrameLines(frames);
+    if (texts.empty()) texts.emplace_back("(no stack)");
     logfmt::Event e;
     e.type = logfmt::RecordType::kStackDef;
     e.stack = id;
@@ -364,7 +362,8 @@ void Recorder::LockInit(const ThreadState& t, LockId lock_id, ClassId cls, std::
   Put(e);
 }
 
-void Recorder::LockDestroy(const ThreadState& t, LockId lock_id, std::uint64_t ip) {
+void Recorder::LockDestroy(const ThreadState& t, LockId lock_id, std::uint64_t ip,
+                           StackId stack) {
   if (!enabled()) return;
   std::lock_guard<std::mutex> lock(mu_);
   instances_.erase(lock_id);
@@ -373,6 +372,7 @@ void Recorder::LockDestroy(const ThreadState& t, LockId lock_id, std::uint64_t i
   e.thread = t.key();
   e.lock = lock_id;
   e.ip = ip;
+  e.stack = stack;
   Put(e);
 }
 

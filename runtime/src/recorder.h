@@ -18,6 +18,7 @@
 #include "lockgraph/engine.h"
 #include "lockgraph/finding.h"
 #include "lockgraph/log_format.h"
+#include "symbolize.h"
 
 namespace lockgraph::runtime_internal {
 
@@ -31,7 +32,7 @@ class Recorder {
   // `path` is a directory (or ends in '/'), `path/<program>.<pid>.lglog` for every process.
   // An existing file is never overwritten (the next free name is taken) and a symlink is never
   // followed.
-  void Start(const std::string& path, const Symbolizer* symbolizer);
+  void Start(const std::string& path, const ReportSymbolizer* symbolizer);
   bool enabled() const { return enabled_.load(std::memory_order_relaxed); }
   // The process the open log belongs to.
   int pid() const { return pid_; }
@@ -46,7 +47,8 @@ class Recorder {
   void ThreadStart(const ThreadState& thread);
   void ThreadExit(const ThreadState& thread);
   void LockInit(const ThreadState& t, LockId lock, ClassId cls, std::uint64_t ip);
-  void LockDestroy(const ThreadState& t, LockId lock, std::uint64_t ip);
+  // `stack`: the stack the engine captured for the destroy (kNoStack if none).
+  void LockDestroy(const ThreadState& t, LockId lock, std::uint64_t ip, StackId stack = kNoStack);
   void SetClass(LockId lock, ClassId cls);
   void Acquire(const ThreadState& t, const AcquireRequest& req, StackId stack);
   void Release(const ThreadState& t, LockId lock, std::uint64_t ip);
@@ -79,7 +81,7 @@ class Recorder {
   std::string path_;
   int fd_ = -1;
   int pid_ = 0;
-  const Symbolizer* symbolizer_ = nullptr;
+  const ReportSymbolizer* symbolizer_ = nullptr;
   std::vector<std::uint8_t> buffer_;
   std::unique_ptr<logfmt::BlockEncoder> encoder_;
   std::uint32_t block_number_ = 0;

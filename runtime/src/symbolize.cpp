@@ -392,6 +392,15 @@ void ReportSymbolizer::AppendStack(StackId stack, int indent, std::string* out) 
     out->append("(no stack)\n");
     return;
   }
+  for (const std::string& line : FrameLines(frames)) {
+    out->append(indent, ' ');
+    out->append(line);
+    out->push_back('\n');
+  }
+}
+
+std::vector<std::string> ReportSymbolizer::FrameLines(const std::vector<std::uint64_t>& frames) const {
+  std::vector<std::string> lines;
   std::string previous;
   for (std::uint64_t ip : frames) {
     CodeLocation loc = symbolizer_->Locate(ip, true);
@@ -401,19 +410,17 @@ void ReportSymbolizer::AppendStack(StackId stack, int indent, std::string* out) 
     // Inlined functions first, each on its own line, then the physical frame.
     for (std::size_t i = 0; i + 1 < loc.inlined.size(); ++i) {
       const auto& in = loc.inlined[i];
-      out->append(indent, ' ');
-      out->append(fmt::format("{} (inlined, {}:{})\n", in.function, in.file, in.line));
+      lines.push_back(fmt::format("{} (inlined, {}:{})", in.function, in.file, in.line));
     }
     if (!loc.inlined.empty()) {
       loc.file = loc.inlined.back().file;
       loc.line = loc.inlined.back().line;
     }
-    out->append(indent, ' ');
-    out->append(FormatLocation(loc, ip));
-    out->push_back('\n');
+    lines.push_back(FormatLocation(loc, ip));
     // Frames below main (libc start-up) say nothing useful.
     if (loc.function == "main") break;
   }
+  return lines;
 }
 
 void ReportSymbolizer::AppendCallSite(std::uint64_t ip, std::string* out) const {

@@ -85,6 +85,9 @@ class ReportSymbolizer final : public Symbolizer {
       : depot_(depot), symbolizer_(symbolizer) {}
   void AppendStack(StackId stack, int indent, std::string* out) const override;
   void AppendCallSite(std::uint64_t ip, std::string* out) const override;
+  // The lines AppendStack prints for `frames` (without indentation): the recorder writes these
+  // into the lock log, so an offline report prints exactly what the live one does.
+  std::vector<std::string> FrameLines(const std::vector<std::uint64_t>& frames) const;
 
  private:
   StackDepot* depot_;

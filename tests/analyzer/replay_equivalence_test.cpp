@@ -1,7 +1,5 @@
 // Offline == live: every example run under `lockgraph run --record` gives, when its log is
 // analyzed, the findings (and the report text) the live run printed.
-#include <iostream>
-#include <map>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,7 +7,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -51,19 +48,15 @@ std::vector<std::string> Headlines(const std::string& text) {
   return out;
 }
 
-// Report text with the differences that are not about findings taken out: blank separator
-// lines, and two ways the recorder's frame texts still differ from the live symbolizer's
-// (offsets "+0x40" and the libc start-up frames below main, which the live stacks leave out).
-// The runtime helper has been asked (/tmp/team/requests.md) to record frames exactly as printed.
+// Report text without blank lines: the live run separates reports with an empty line, the
+// offline output does not. Everything else (headlines, chains, frames with their offsets,
+// call sites) must be identical.
 std::string Normalize(const std::string& text) {
-  static const std::regex offset(R"(\+0x[0-9a-f]+)");
-  static const std::regex startup(R"(^\s*(__libc_start_call_main|__libc_start_main\S*|_start)( .*)?$)");
   std::istringstream in(text);
   std::string line, out;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
-    if (std::regex_match(line, startup)) continue;
-    out += std::regex_replace(line, offset, "") + "\n";
+    out += line + "\n";
   }
   return out;
 }
@@ -87,18 +80,7 @@ TEST_P(ReplayEquivalence, OfflineAnalysisGivesTheLiveFindings) {
   const auto live_headlines = Headlines(live_text);
   EXPECT_EQ(Headlines(off_text), live_headlines) << ReadFile(dir / "err.txt");
   EXPECT_EQ(analyze_status, live_headlines.empty() ? 0 : 1) << ReadFile(dir / "err.txt");
-  // Two known recorder gaps (open runtime bugs, see docs/analyzer.md): the findings and headlines
-  // match, but the stack text differs. Compare the full text everywhere else.
-  static const std::map<std::string, std::string> kKnownRecorderGaps = {
-      {"signal_logger", "the recorded stack keeps the signal trampoline frame"},
-      {"zswap_memcg_offline", "lock destroys are recorded without their stack"},
-  };
-  if (auto gap = kKnownRecorderGaps.find(example); gap != kKnownRecorderGaps.end()) {
-    std::cout << "[ NOTE ] full-text comparison skipped for " << example << ": " << gap->second
-              << "\n";
-  } else {
-    EXPECT_EQ(Normalize(off_text), Normalize(live_text));
-  }
+  EXPECT_EQ(Normalize(off_text), Normalize(live_text));
   // A fixed example is silent, a buggy one is not: the comparison above is not empty == empty.
   const bool fixed = example.size() > 6 && example.compare(example.size() - 6, 6, "_fixed") == 0;
   if (fixed) EXPECT_TRUE(live_headlines.empty()) << live_text;

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "lockgraph/log_format.h"
 #include "runtime.h"
 
 namespace lockgraph::runtime_internal {
@@ -55,6 +56,15 @@ const Runtime::CodeInfo& CodeInfoLocked(Runtime* rt, std::uint64_t ip) {
   else if (!loc.module.empty()) info.site = fmt::format("{}+{:#x}", loc.module, loc.module_offset);
   else info.site = fmt::format("{:#x}", ip);
   if (info.function_name.empty()) info.function_name = info.site;
+  info.site_function = info.function_name;
+  if (!loc.inlined.empty() && !loc.inlined.front().function.empty()) {
+    const std::string& inner = loc.inlined.front().function;
+    info.site_function = inner.substr(0, inner.find('('));
+  }
+  if (!loc.file.empty() && loc.line > 0) {
+    info.site_key = logfmt::StableClassKey(fmt::format("{}|{}|{}", loc.module,
+                                                       info.site_function, info.site));
+  }
   return rt->code_info.emplace(ip, std::move(info)).first->second;
 }
 
@@ -98,13 +108,21 @@ std::string DataSymbol(Runtime* rt, const void* address, std::size_t object_size
   return fmt::format("{}+{:#x}", name, offset);
 }
 
+// One init call in the source is one class, however the compiler copied it: an init site is
+// keyed by its source position (module, innermost function, file:line; bit 48 set) when there
+// is line information, else by the return address (below 2^48). Unrolled init loops, helpers
+// inlined into several callers and two calls on one line are then one class, as they are for
+// `lockgraph analyze` (identity "site:file:line").
 ClassId InitSiteClass(Runtime* rt, const void* lock, LockKind kind, std::uint64_t site) {
   std::lock_guard<std::mutex> guard(rt->classes_mu);
   const std::uint64_t ip = UserIpLocked(rt, site);
-  const std::uint64_t key = kInitSiteTag | ip;
+  const Runtime::CodeInfo& info = CodeInfoLocked(rt, ip);
+  constexpr std::uint64_t kSourceSiteBit = std::uint64_t{1} << 48;
+  const std::uint64_t key =
+      kInitSiteTag | (info.site_key != 0 ? kSourceSiteBit | (info.site_key & (kSourceSiteBit - 1))
+                                         : ip);
   auto it = rt->class_by_key.find(key);
   if (it != rt->class_by_key.end()) return it->second;
-  const Runtime::CodeInfo& info = CodeInfoLocked(rt, ip);
   // A lock that is itself a named global is best known by that name; others by the site.
   std::string name;
   if (rt->symbolizer.InModule(reinterpret_cast<std::uint64_t>(lock))) {
@@ -115,7 +133,7 @@ ClassId InitSiteClass(Runtime* rt, const void* lock, LockKind kind, std::uint64_
   }
   if (name.empty()) {
     const auto colon = info.site.rfind(':');
-    name = fmt::format("{}@{}{}", KindName(kind), info.function_name,
+    name = fmt::format("{}@{}{}", KindName(kind), info.site_function,
                        colon == std::string::npos ? "" : info.site.substr(colon));
   }
   return RegisterLocked(rt, key, name, "site:" + info.site);

@@ -65,6 +65,11 @@ class Runtime {
     std::uint64_t function = 0;    // function start (0: unknown)
     std::string function_name;     // without parameters
     std::string site;              // "file:line" or "module+0x.."
+    // The source call site ip stands for: function (the innermost inlined one) and file:line,
+    // keyed within its module; 0 without line information. Unrolled loops, inlined helpers and
+    // the copies an optimiser makes of one call all share it.
+    std::uint64_t site_key = 0;
+    std::string site_function;     // innermost function at ip, without parameters
   };
   std::unordered_map<std::uint64_t, CodeInfo> code_info;         // ip -> info
   // Locks annotated with lg_lock_init before the shim saw them: consumed at first sight.

@@ -274,6 +274,29 @@ TEST(ShimClasses, OneInitSiteIsOneClassAcrossInstances) {
   EXPECT_THAT(r.err, HasSubstr("make_obj_site1")) << Shown(r);
 }
 
+// -O2: one pthread_mutex_init call in the source is one class however it was copied.
+TEST(ShimClasses, InitCallInlinedIntoTwoCallersIsOneClassAtO2) {
+  RunResult r = RunCase(LG_INIT_SITES_O2, "inlined_helper");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("(mutex@bucket_init:")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(lock_a)")) << Shown(r);
+  ExpectSilent(RunCase(LG_INIT_SITES_O2, "inlined_helper_ok"));
+}
+
+TEST(ShimClasses, UnrolledInitLoopIsOneClassAtO2) {
+  RunResult r = RunCase(LG_INIT_SITES_O2, "unrolled_loop");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("(slots)")) << Shown(r);
+  ExpectSilent(RunCase(LG_INIT_SITES_O2, "unrolled_loop_ok"));
+}
+
+TEST(ShimClasses, TwoInitCallsOnOneLineAreOneClass) {
+  RunResult r = RunCase(LG_INIT_SITES_O2, "one_line");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("(pair_p)")) << Shown(r);
+  ExpectSilent(RunCase(LG_INIT_SITES_O2, "one_line_ok"));
+}
+
 TEST(ShimLifecycle, UnlockByNonOwnerIsBadUnlockBalance) {
   RunResult r = RunC("unlock_by_non_owner");
   ExpectOneReport(r, "bad unlock balance detected!");

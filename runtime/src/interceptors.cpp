@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 
 #include "runtime.h"
@@ -271,7 +273,8 @@ bool IsKnown(Runtime* rt, void* lock, LockKind kind) {
 
 // Locks taken by a malloc implementation are not validated: lockgraph allocates on its slow
 // paths, and an allocator that locks its own (non-recursive) mutex around malloc would then
-// deadlock on itself. The allocator libraries loaded at start-up are recognised by name.
+// deadlock on itself. The allocator libraries loaded at start-up are recognised by name, and
+// whatever shared library (other than libc) defines the malloc the process uses is one too.
 // The ranges are computed at the first lock call, which can come from jemalloc's own start-up
 // before this library's static initialisers run: they must be constant-initialised (constinit),
 // or a dynamic initialiser running later would wipe what was already collected.
@@ -280,6 +283,9 @@ struct IgnoredRanges {
   std::uintptr_t lo[kMaxIgnoredRanges] = {};
   std::uintptr_t hi[kMaxIgnoredRanges] = {};
   int count = 0;
+  std::uintptr_t hull_lo = 0;    // one range covering them all: the common "no" costs a compare
+  std::uintptr_t hull_size = 0;
+  std::uintptr_t malloc_address = 0;  // input: the malloc the dynamic linker bound
 };
 constinit IgnoredRanges g_ignored;
 constinit std::atomic<int> g_ignored_state{0};  // 0 unknown, 1 computing, 2 ready
@@ -293,6 +299,16 @@ int CollectAllocatorRanges(dl_phdr_info* info, size_t, void* arg) {
                                             "libtbbmalloc", "libhoard"};
   bool allocator = false;
   for (const char* a : kAllocators) allocator |= strncmp(base, a, strlen(a)) == 0;
+  // The library that defines the process's malloc, whatever its name; never libc itself, and
+  // never the executable (an allocator linked into the program cannot be told from its code).
+  if (!allocator && *name != '\0' && strncmp(base, "libc.so", 7) != 0) {
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+      const auto& ph = info->dlpi_phdr[i];
+      if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
+      const std::uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
+      allocator |= r->malloc_address >= lo && r->malloc_address < lo + ph.p_memsz;
+    }
+  }
   if (!allocator) return 0;
   for (int i = 0; i < info->dlpi_phnum && r->count < kMaxIgnoredRanges; ++i) {
     const auto& ph = info->dlpi_phdr[i];
@@ -309,13 +325,25 @@ bool FromAllocator(std::uint64_t ip) {
   if (state != 2) {
     if (state == 0 && g_ignored_state.compare_exchange_strong(state, 1)) {
       IgnoredRanges r;
+      // Through this library's GOT, bound at load time: no dlsym, no allocation here.
+      r.malloc_address = reinterpret_cast<std::uintptr_t>(&malloc);
       dl_iterate_phdr(&CollectAllocatorRanges, &r);
+      if (r.count > 0) {
+        std::uintptr_t lo = r.lo[0], hi = r.hi[0];
+        for (int i = 1; i < r.count; ++i) {
+          lo = std::min(lo, r.lo[i]);
+          hi = std::max(hi, r.hi[i]);
+        }
+        r.hull_lo = lo;
+        r.hull_size = hi - lo;
+      }
       g_ignored = r;
       g_ignored_state.store(2, std::memory_order_release);
     } else {
       return false;
     }
   }
+  if (ip - g_ignored.hull_lo >= g_ignored.hull_size) return false;
   for (int i = 0; i < g_ignored.count; ++i) {
     if (ip >= g_ignored.lo[i] && ip < g_ignored.hi[i]) return true;
   }

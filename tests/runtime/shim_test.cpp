@@ -127,10 +127,10 @@ const char kCircular[] = "possible circular locking dependency detected";
 // lockgraph must pass those through, in either preload order, and still check the program.
 const char kJemalloc[] = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
 
-RunResult RunWithJemalloc(const std::string& name, bool jemalloc_first) {
-  const std::string preload = jemalloc_first
-                                  ? std::string(kJemalloc) + ":" + LG_RUNTIME_LIB
-                                  : std::string(LG_RUNTIME_LIB) + ":" + kJemalloc;
+RunResult RunWithAllocator(const std::string& allocator, const std::string& name,
+                           bool allocator_first) {
+  const std::string preload = allocator_first ? allocator + ":" + LG_RUNTIME_LIB
+                                              : std::string(LG_RUNTIME_LIB) + ":" + allocator;
   return RunProgram({LG_CASES, name},
                     {"LD_PRELOAD=" + preload, "LOCKGRAPH_OPTIONS=exitcode=66"});
 }
@@ -138,7 +138,7 @@ RunResult RunWithJemalloc(const std::string& name, bool jemalloc_first) {
 TEST(ShimAllocator, JemallocPreloadedWithTheShimNeitherHangsNorReports) {
   if (access(kJemalloc, R_OK) != 0) GTEST_SKIP() << kJemalloc << " not installed (libjemalloc2)";
   for (bool first : {true, false}) {
-    RunResult r = RunWithJemalloc("malloc_threads_ok", first);
+    RunResult r = RunWithAllocator(kJemalloc, "malloc_threads_ok", first);
     ExpectSilent(r);
     EXPECT_THAT(r.out, HasSubstr("malloc_threads_ok: done")) << Shown(r);
   }
@@ -147,10 +147,23 @@ TEST(ShimAllocator, JemallocPreloadedWithTheShimNeitherHangsNorReports) {
 TEST(ShimAllocator, JemallocPreloadedWithTheShimStillFindsAbba) {
   if (access(kJemalloc, R_OK) != 0) GTEST_SKIP() << kJemalloc << " not installed (libjemalloc2)";
   for (bool first : {true, false}) {
-    RunResult r = RunWithJemalloc("abba", first);
+    RunResult r = RunWithAllocator(kJemalloc, "abba", first);
     ExpectOneReport(r, kCircular);
     EXPECT_THAT(r.err, HasSubstr("(lock_a)")) << Shown(r);
     EXPECT_THAT(r.err, HasSubstr("(lock_b)")) << Shown(r);
+  }
+}
+
+// Any preloaded library that defines malloc and locks inside it is treated like jemalloc.
+TEST(ShimAllocator, UnknownAllocatorLockingInsideMallocNeitherHangsNorReports) {
+  for (bool first : {true, false}) {
+    RunResult r = RunWithAllocator(LG_LOCK_ALLOC, "malloc_threads_ok", first);
+    ExpectSilent(r);
+    EXPECT_THAT(r.out, HasSubstr("malloc_threads_ok: done")) << Shown(r);
+    r = RunWithAllocator(LG_LOCK_ALLOC, "abba", first);
+    ExpectOneReport(r, kCircular);
+    EXPECT_THAT(r.err, HasSubstr("(lock_b)")) << Shown(r);
+    EXPECT_THAT(r.err, Not(HasSubstr("arena_lock"))) << Shown(r);
   }
 }
 

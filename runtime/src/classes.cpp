@@ -43,6 +43,23 @@ bool IsWrapperFunction(const CodeLocation& loc) {
   return loc.module.rfind("libstdc++", 0) == 0 || loc.module.rfind("libc.so", 0) == 0;
 }
 
+// An inlined frame of the C++ library's or lockgraph's lock wrappers. DWARF names inlined
+// functions unqualified ("lock"), so the header they come from tells them apart.
+bool IsInlinedWrapper(const CodeLocation::Inline& frame) {
+  const std::string& f = frame.function;
+  if (f.rfind("std::", 0) == 0 || f.rfind("__gthread", 0) == 0 || f.rfind("__gthrw", 0) == 0 ||
+      f.rfind("lockgraph::", 0) == 0) {
+    return true;
+  }
+  static const char* const kWrapperHeaders[] = {
+      "gthr-posix.h", "gthr-default.h", "std_mutex.h", "mutex", "shared_mutex",
+      "unique_lock.h", "condition_variable", "lockgraph.hpp"};
+  for (const char* h : kWrapperHeaders) {
+    if (frame.file == h) return true;
+  }
+  return false;
+}
+
 // Requires rt->classes_mu.
 const Runtime::CodeInfo& CodeInfoLocked(Runtime* rt, std::uint64_t ip) {
   auto it = rt->code_info.find(ip);
@@ -56,14 +73,22 @@ const Runtime::CodeInfo& CodeInfoLocked(Runtime* rt, std::uint64_t ip) {
   else if (!loc.module.empty()) info.site = fmt::format("{}+{:#x}", loc.module, loc.module_offset);
   else info.site = fmt::format("{:#x}", ip);
   if (info.function_name.empty()) info.function_name = info.site;
+  // The innermost function of the inline chain that is not a lock wrapper inlined into it.
   info.site_function = info.function_name;
-  if (!loc.inlined.empty() && !loc.inlined.front().function.empty()) {
-    const std::string& inner = loc.inlined.front().function;
-    info.site_function = inner.substr(0, inner.find('('));
+  std::string file = loc.file;
+  int line = loc.line;
+  for (const CodeLocation::Inline& frame : loc.inlined) {
+    if (frame.function.empty() || IsInlinedWrapper(frame)) continue;
+    info.site_function = frame.function.substr(0, frame.function.find('('));
+    file = frame.file;
+    line = frame.line;
+    break;
   }
-  if (!loc.file.empty() && loc.line > 0) {
-    info.site_key = logfmt::StableClassKey(fmt::format("{}|{}|{}", loc.module,
-                                                       info.site_function, info.site));
+  if (!file.empty() && line > 0) {
+    info.site_key = logfmt::StableClassKey(
+        fmt::format("{}|{}|{}:{}", loc.module, info.site_function, file, line));
+    info.function_key = logfmt::StableClassKey(
+        fmt::format("{}|{}|{}", loc.module, info.site_function, file));
   }
   return rt->code_info.emplace(ip, std::move(info)).first->second;
 }
@@ -166,10 +191,16 @@ ClassId FirstSeenClass(Runtime* rt, const void* lock, LockKind kind, std::uint64
   // Heap or stack without an init call (std::mutex members): class of the first acquirer.
   const std::uint64_t user_ip = UserIpLocked(rt, ip);
   const Runtime::CodeInfo& info = CodeInfoLocked(rt, user_ip);
-  const std::uint64_t key = kFunctionTag | (info.function != 0 ? info.function : user_ip);
+  // Keyed by that function's name and file (bit 48 set) when there is line information, so a
+  // helper inlined into several callers is one function as it is at -O0; else by its address.
+  constexpr std::uint64_t kSourceBit = std::uint64_t{1} << 48;
+  const std::uint64_t key =
+      kFunctionTag | (info.function_key != 0 ? kSourceBit | (info.function_key & (kSourceBit - 1))
+                      : info.function != 0  ? info.function
+                                            : user_ip);
   auto it = rt->class_by_key.find(key);
   if (it != rt->class_by_key.end()) return it->second;
-  std::string name = fmt::format("{}@{}", KindName(kind), info.function_name);
+  std::string name = fmt::format("{}@{}", KindName(kind), info.site_function);
   return RegisterLocked(rt, key, name, "name:" + name);
 }
 

@@ -69,7 +69,8 @@ class Runtime {
     // keyed within its module; 0 without line information. Unrolled loops, inlined helpers and
     // the copies an optimiser makes of one call all share it.
     std::uint64_t site_key = 0;
-    std::string site_function;     // innermost function at ip, without parameters
+    std::uint64_t function_key = 0;  // the same without the line: the function's identity
+    std::string site_function;     // innermost non-wrapper function at ip, without parameters
   };
   std::unordered_map<std::uint64_t, CodeInfo> code_info;         // ip -> info
   // Locks annotated with lg_lock_init before the shim saw them: consumed at first sight.

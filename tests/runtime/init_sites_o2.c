@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static pthread_mutex_t lock_a = PTHREAD_MUTEX_INITIALIZER;
@@ -52,6 +53,40 @@ __attribute__((noinline)) static void init_pair(void) {
   pairs_made++; /* not a tail call: a sibling call's return address is the caller's */
 }
 
+/* A heap lock without an init call (zeroed memory: a default mutex), first taken through a
+ * helper inlined into two callers: its class is the helper's, as at -O0. */
+static inline __attribute__((always_inline)) void bucket_lock(struct bucket *b) {
+  pthread_mutex_lock(&b->lock);
+}
+static inline __attribute__((always_inline)) void bucket_unlock(struct bucket *b) {
+  pthread_mutex_unlock(&b->lock);
+}
+__attribute__((noinline)) static void fill(struct bucket *b) {
+  pthread_mutex_lock(&lock_a);
+  bucket_lock(b);
+  b->n++;
+  bucket_unlock(b);
+  pthread_mutex_unlock(&lock_a);
+}
+__attribute__((noinline)) static void drain(struct bucket *b, int inverted) {
+  if (!inverted) pthread_mutex_lock(&lock_a);
+  bucket_lock(b);
+  b->n--;
+  if (inverted) pthread_mutex_lock(&lock_a);
+  pthread_mutex_unlock(&lock_a);
+  bucket_unlock(b);
+}
+static void inlined_first_lock(int inverted) {
+  /* zeroed heap memory is a default mutex: no init call */
+  struct bucket *p1 = malloc(sizeof *p1), *p2 = malloc(sizeof *p2);
+  memset(p1, 0, sizeof *p1);
+  memset(p2, 0, sizeof *p2);
+  fill(p1);
+  drain(p2, inverted);
+  free(p1);
+  free(p2);
+}
+
 static void inlined_helper(int inverted) {
   struct bucket b1, b2;
   make_first(&b1);
@@ -81,7 +116,7 @@ int main(int argc, char **argv) {
     const char *name;
     void (*fn)(int);
   } cases[] = {{"inlined_helper", inlined_helper}, {"unrolled_loop", unrolled_loop},
-               {"one_line", one_line}};
+               {"one_line", one_line}, {"inlined_first_lock", inlined_first_lock}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const size_t n = strlen(cases[i].name);
     if (strncmp(argv[1], cases[i].name, n) == 0) {

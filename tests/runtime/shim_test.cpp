@@ -303,6 +303,13 @@ TEST(ShimClasses, UnrolledInitLoopIsOneClassAtO2) {
   ExpectSilent(RunCase(LG_INIT_SITES_O2, "unrolled_loop_ok"));
 }
 
+TEST(ShimClasses, HeapLockFirstTakenByAnInlinedHelperIsTheHelpersClassAtO2) {
+  RunResult r = RunCase(LG_INIT_SITES_O2, "inlined_first_lock");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("(mutex@bucket_lock)")) << Shown(r);
+  ExpectSilent(RunCase(LG_INIT_SITES_O2, "inlined_first_lock_ok"));
+}
+
 TEST(ShimClasses, TwoInitCallsOnOneLineAreOneClass) {
   RunResult r = RunCase(LG_INIT_SITES_O2, "one_line");
   ExpectOneReport(r, kCircular);

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,17 +91,33 @@ static void timedlock_ok(void) { take_ab(); on_thread(timed_ab); }
 
 /* A timed lock that times out leaves nothing held: unlocking the outer lock is balanced. */
 static void hold_b_briefly(void) {}
+/* A thread that holds lock_b from `held` being posted until `release` is posted: tests that need
+ * "another thread holds lock_b now" use it instead of sleeping, so a loaded machine cannot turn
+ * them into a different scenario. */
+static sem_t b_held, b_release;
 static void *holder(void *arg) {
   (void)arg;
   pthread_mutex_lock(&lock_b);
-  usleep(200 * 1000);
+  sem_post(&b_held);
+  while (sem_wait(&b_release) != 0) {
+  }
   pthread_mutex_unlock(&lock_b);
   return NULL;
 }
+static void start_b_holder(pthread_t *t) {
+  sem_init(&b_held, 0, 0);
+  sem_init(&b_release, 0, 0);
+  pthread_create(t, NULL, holder, NULL);
+  while (sem_wait(&b_held) != 0) {
+  }
+}
+static void stop_b_holder(pthread_t t) {
+  sem_post(&b_release);
+  pthread_join(t, NULL);
+}
 static void timedlock_timeout_ok(void) {
   pthread_t t;
-  pthread_create(&t, NULL, holder, NULL);
-  usleep(50 * 1000);
+  start_b_holder(&t);
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   ts.tv_nsec += 10 * 1000 * 1000;
@@ -109,7 +126,7 @@ static void timedlock_timeout_ok(void) {
   int rc = pthread_mutex_timedlock(&lock_b, &ts);
   if (rc == 0) pthread_mutex_unlock(&lock_b);
   pthread_mutex_unlock(&lock_a);
-  pthread_join(t, NULL);
+  stop_b_holder(t);
   hold_b_briefly();
   printf("timedlock rc=%s\n", rc == ETIMEDOUT ? "ETIMEDOUT" : "0");
 }
@@ -594,13 +611,6 @@ static void signal_resethand_reinstalled(void) {
 }
 
 /* --- fork -------------------------------------------------------------------------------------- */
-static void *sleeper_holding_b(void *arg) {
-  (void)arg;
-  pthread_mutex_lock(&lock_b);
-  usleep(300 * 1000);
-  pthread_mutex_unlock(&lock_b);
-  return NULL;
-}
 static int wait_child(pid_t pid) {
   int status = 0;
   waitpid(pid, &status, 0);
@@ -608,8 +618,7 @@ static int wait_child(pid_t pid) {
 }
 static void fork_ok(void) {
   pthread_t t;
-  pthread_create(&t, NULL, sleeper_holding_b, NULL);
-  usleep(50 * 1000);
+  start_b_holder(&t); /* lock_b is held by another thread across the fork */
   pthread_mutex_lock(&lock_a); /* held by the forking thread: the child keeps it */
   pid_t pid = fork();
   if (pid == 0) {
@@ -620,7 +629,7 @@ static void fork_ok(void) {
     _exit(0);
   }
   pthread_mutex_unlock(&lock_a);
-  pthread_join(t, NULL);
+  stop_b_holder(t);
   printf("child=%d\n", wait_child(pid));
 }
 static void fork_child_abba(void) {

@@ -12,6 +12,7 @@ file(GLOB LOCKGRAPH_FUZZ_ENGINE_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/
 set(LOCKGRAPH_FUZZ_REPLAY_SOURCES ${LOCKGRAPH_FUZZ_ENGINE_SOURCES}
   ${CMAKE_CURRENT_SOURCE_DIR}/src/log_reader.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/replay.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/block_decode.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/progress.cpp)
 get_target_property(LOCKGRAPH_FUZZ_BOOST_INC Boost::boost INTERFACE_INCLUDE_DIRECTORIES)
 set(LOCKGRAPH_FUZZERS)
@@ -19,6 +20,10 @@ foreach(fuzzer fuzz_binary_log fuzz_text_log fuzz_replay)
   set(out ${LOCKGRAPH_FUZZ_DIR}/${fuzzer})
   set(extra_sources)
   set(extra_flags)
+  if(fuzzer STREQUAL "fuzz_binary_log")
+    set(extra_sources ${CMAKE_CURRENT_SOURCE_DIR}/src/block_decode.cpp)
+    set(extra_flags -I${CMAKE_CURRENT_SOURCE_DIR}/src -I${PROJECT_SOURCE_DIR}/graph/include)
+  endif()
   if(fuzzer STREQUAL "fuzz_replay")
     set(extra_sources ${LOCKGRAPH_FUZZ_REPLAY_SOURCES})
     set(extra_flags -I${CMAKE_CURRENT_SOURCE_DIR}/src)

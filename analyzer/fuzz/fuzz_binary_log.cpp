@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "block_decode.h"
 #include "lockgraph/log_format.h"
 
 using namespace lockgraph::logfmt;
@@ -39,6 +40,51 @@ void CheckRoundTrip(const std::vector<Event>& events, bool with_seq) {
   if (!err.message.empty() || i != events.size()) std::abort();
 }
 
+// The analyzer's straight-line block decoder must agree with the codec on every payload: the
+// same events, the same error at the same offset.
+void CheckFastDecoder(const BlockView& block) {
+  using lockgraph::analyzer::CompactRecord;
+  using lockgraph::analyzer::DecodedBlock;
+  static DecodedBlock fast, generic;
+  DecodeError e1, e2;
+  lockgraph::analyzer::DecodeBlock(block, &fast, &e1);
+  lockgraph::analyzer::DecodeBlockGeneric(block, &generic, &e2);
+  if (e1.message != e2.message || e1.offset != e2.offset) std::abort();
+  if (fast.events != generic.events || fast.records_seen != generic.records_seen) std::abort();
+  if (fast.nests != generic.nests || fast.names != generic.names) std::abort();
+  if (fast.classes.size() != generic.classes.size() || fast.stacks != generic.stacks) std::abort();
+  // Compare the events with the thread each one acts on; switches themselves are framing (the
+  // fast decoder keeps every one, the generic path only those before a change of thread).
+  auto flatten = [](std::span<const CompactRecord> recs) {
+    std::vector<CompactRecord> out;
+    std::uint64_t cur = 0;
+    for (const CompactRecord& r : recs) {
+      if (r.type == RecordType::kThreadSwitch) {
+        cur = r.x;
+        continue;
+      }
+      if (r.type == RecordType::kThreadStart) cur = r.x;
+      CompactRecord c = r;
+      out.push_back(c);
+      CompactRecord t{};
+      t.type = RecordType::kThreadSwitch;
+      t.x = IsThreadBound(r.type) ? cur : 0;
+      out.push_back(t);
+    }
+    return out;
+  };
+  auto a = flatten(fast.records());
+  auto b = flatten(generic.records());
+  if (a.size() != b.size()) std::abort();
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const CompactRecord& x = a[i];
+    const CompactRecord& y = b[i];
+    if (x.type != y.type || x.a != y.a || x.b != y.b || x.c != y.c || x.index != y.index ||
+        x.x != y.x || x.y != y.y || x.z != y.z)
+      std::abort();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -49,6 +95,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size > 0 && size <= kMaxBlockPayload) {
     BlockView raw;
     raw.payload = file;
+    CheckFastDecoder(raw);
     BlockDecoder dec(raw);
     std::vector<Event> records;
     Event e;

@@ -2,12 +2,19 @@
 #include "analysis.h"
 
 #include <fnmatch.h>
+#include <time.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
+#include "block_decode.h"
 #include "progress.h"
 
 namespace lockgraph::analyzer {
@@ -181,14 +188,322 @@ int Analysis::ExitCode() const {
   return 0;
 }
 
-bool Analyze(const AnalyzeOptions& options, Analysis* a) {
-  using Clock = std::chrono::steady_clock;
-  auto paths = ExpandInputs(options.inputs, &a->errors);
-  if (!a->errors.empty()) a->input_error = true;
+namespace {
+
+// --- The pipeline: decoder threads fill blocks, the calling thread replays them ----------------
+
+// Decoded blocks are recycled: a block's record array is large (hundreds of KiB), and fresh
+// allocations of that size would be fresh mappings, page-faulted in for every block.
+class BlockPool {
+ public:
+  std::unique_ptr<DecodedBlock> Get() {
+    std::lock_guard<std::mutex> g(mu_);
+    if (free_.empty()) return std::make_unique<DecodedBlock>();
+    auto b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  void Put(std::unique_ptr<DecodedBlock> b) {
+    std::lock_guard<std::mutex> g(mu_);
+    free_.push_back(std::move(b));
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::unique_ptr<DecodedBlock>> free_;
+};
+
+std::int64_t ThreadCpuNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// One log's hand-over from its decoder thread to the replay thread.
+class LogChannel {
+ public:
+  // Blocks decoded ahead of the replay, per log: enough to keep both sides busy, few enough to
+  // stay in the caches.
+  static constexpr std::size_t kDepth = 4;
+
+  // Decoder: the log's blocks will come through Push (fast) or it was loaded whole (!fast).
+  void Start(bool fast) {
+    std::lock_guard<std::mutex> g(mu_);
+    started_ = true;
+    fast_ = fast;
+    cv_.notify_all();
+  }
+  void Push(std::unique_ptr<DecodedBlock> b) {
+    std::unique_lock<std::mutex> g(mu_);
+    cv_.wait(g, [this] { return queue_.size() < kDepth; });
+    queue_.push_back(std::move(b));
+    cv_.notify_all();
+  }
+  void Finish() {
+    std::lock_guard<std::mutex> g(mu_);
+    started_ = finished_ = true;
+    cv_.notify_all();
+  }
+  // Replay side: waits until the decoder has decided; true for a block stream.
+  bool WaitStarted() {
+    std::unique_lock<std::mutex> g(mu_);
+    cv_.wait(g, [this] { return started_; });
+    return fast_;
+  }
+  // The next block, or null once the log is finished.
+  std::unique_ptr<DecodedBlock> Pop() {
+    std::unique_lock<std::mutex> g(mu_);
+    cv_.wait(g, [this] { return !queue_.empty() || finished_; });
+    if (queue_.empty()) return nullptr;
+    auto b = std::move(queue_.front());
+    queue_.pop_front();
+    cv_.notify_all();
+    return b;
+  }
+  void WaitFinished() {
+    std::unique_lock<std::mutex> g(mu_);
+    cv_.wait(g, [this] { return finished_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<DecodedBlock>> queue_;
+  bool started_ = false, finished_ = false, fast_ = false;
+};
+
+// A binary log through the pipeline: the same checks and messages as the first pass of
+// LoadLog, each block decoded once. A log whose blocks carry sequence numbers is loaded whole
+// instead (its events are replayed in merged order, which needs every block).
+void StreamBinaryLog(LoadedLog* log, LogChannel* ch, BlockPool* pool, Progress* progress) {
+  auto bytes = log->file.bytes();
+  logfmt::BinaryScanner scan(bytes);
+  logfmt::DecodeError err;
+  auto header = scan.ReadHeader(&log->header, &err);
+  if (header != logfmt::BinaryScanner::HeaderResult::kOk) {
+    AddLogError(log, {log->path, err.offset, 0, true, err.message});
+    if (header == logfmt::BinaryScanner::HeaderResult::kFatal) {
+      log->fatal = true;
+      ch->Finish();
+      return;
+    }
+  }
+  bool any_seq = false, any_plain = false, started = false;
+  std::vector<std::uint32_t> numbers;
+  logfmt::BlockView block;
+  std::uint64_t last_offset = scan.offset();
+  for (;;) {
+    auto r = scan.NextBlock(&block, &err);
+    if (r == logfmt::BinaryScanner::Next::kEnd) break;
+    if (r == logfmt::BinaryScanner::Next::kError) {
+      ++log->damaged_blocks;
+      AddLogError(log, {log->path, err.offset, 0, true, err.message});
+      continue;
+    }
+    auto b = pool->Get();
+    DecodeBlock(block, b.get(), &err);
+    if (!started) {
+      if (b->has_seq) {
+        // Stamped: start again with the whole-file first pass.
+        pool->Put(std::move(b));
+        log->errors.clear();
+        log->damaged_blocks = 0;
+        log->header = {};
+        LoadOpenedLog(log, progress);
+        ch->Finish();
+        return;
+      }
+      ch->Start(true);
+      started = true;
+    }
+    if (!err.message.empty()) {
+      ++log->damaged_blocks;
+      AddLogError(log, {log->path, err.offset, 0, true, err.message});
+    }
+    (b->has_seq ? any_seq : any_plain) = true;
+    log->blocks.push_back(block);
+    numbers.push_back(block.number);
+    log->records += b->records_seen;
+    log->events += b->events;
+    log->complete = log->complete || b->end;
+    for (auto& [id, frames] : b->stacks) log->stacks.try_emplace(id, std::move(frames));
+    for (auto& [ip, text] : b->sites) log->sites.try_emplace(ip, std::move(text));
+    for (auto& [lock, name] : b->lock_names) log->lock_names[lock] = std::move(name);
+    if (progress) progress->Add(scan.offset() - last_offset, 0);
+    last_offset = scan.offset();
+    ch->Push(std::move(b));
+  }
+  if (!started) ch->Start(true);
+  log->skipped_bytes = scan.skipped_bytes();
+  if (any_seq && any_plain) {
+    AddLogError(log, {log->path, 0, 0, false,
+                      "mixes blocks with and without sequence numbers; replaying in file order"});
+  }
+  log->has_seq = false;
+  if (!numbers.empty() && log->damaged_blocks == 0) {
+    std::sort(numbers.begin(), numbers.end());
+    numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
+    std::uint64_t span = std::uint64_t{numbers.back()} - numbers.front() + 1;
+    if (numbers.front() != 0 || span != numbers.size()) {
+      std::uint64_t missing = numbers.back() + 1 - numbers.size();
+      AddLogError(log, {log->path, 0, 0, false,
+                        std::to_string(missing) + " block(s) missing (numbers " +
+                            std::to_string(numbers.front()) + ".." +
+                            std::to_string(numbers.back()) +
+                            " present with gaps); the writer lost data"});
+    }
+  }
+  log->usable = !log->blocks.empty() || header == logfmt::BinaryScanner::HeaderResult::kOk;
+  ch->Finish();
+}
+
+void PrepareAnalysis(const AnalyzeOptions& options, const std::vector<std::string>& paths,
+                     Analysis* a, CollectingSink* sink) {
+  a->logs.clear();
   for (auto& p : paths) {
     a->logs.push_back(std::make_unique<LoadedLog>());
     a->logs.back()->path = p;
   }
+  a->runs.clear();
+  a->symbolizer = LogSymbolizer();
+  EngineOptions eo;
+  eo.strict_same_class = options.strict;
+  a->engine = std::make_unique<Engine>(eo, sink);
+  a->events = 0;
+}
+
+// The two-pass path: every log loaded whole (tables first), then replayed in input order.
+void AnalyzeTwoPass(const AnalyzeOptions& options, const std::vector<std::string>& paths,
+                    unsigned jobs, Progress* progress, Analysis* a, CollectingSink* sink) {
+  using Clock = std::chrono::steady_clock;
+  PrepareAnalysis(options, paths, a, sink);
+  auto t0 = Clock::now();
+  progress->Begin("reading", a->bytes);
+  LoadLogs(a->logs, jobs, progress);
+  auto t1 = Clock::now();
+  a->load_seconds = std::chrono::duration<double>(t1 - t0).count();
+  Replayer replayer(a->engine.get(), &a->symbolizer);
+  progress->Begin("replaying", a->bytes);
+  RunId next_run = 0;
+  for (auto& log : a->logs) {
+    for (auto& e : log->errors) a->errors.push_back(e);
+    if (!log->errors.empty()) a->input_error = true;
+    if (log->fatal || !log->usable || next_run > kMaxRuns) {
+      if (!log->fatal && next_run > kMaxRuns)
+        a->errors.push_back({log->path, 0, 0, false, "more than 65535 runs in one analysis; skipped"});
+      a->runs.push_back(static_cast<RunId>(-1));
+      continue;
+    }
+    a->runs.push_back(next_run);
+    a->events += replayer.Replay(*log, next_run, progress);
+    ++next_run;
+  }
+  a->replay_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
+}
+
+// The pipeline. Returns false when a log's definitions came after their first use (see
+// BlockReplayer); the caller then redoes the analysis with AnalyzeTwoPass.
+bool AnalyzePipelined(const AnalyzeOptions& options, const std::vector<std::string>& paths,
+                      unsigned jobs, Progress* progress, Analysis* a, CollectingSink* sink) {
+  using Clock = std::chrono::steady_clock;
+  PrepareAnalysis(options, paths, a, sink);
+  auto t0 = Clock::now();
+  progress->Begin("analyzing", a->bytes);
+  const std::size_t n = a->logs.size();
+  std::vector<LogChannel> channels(n);
+  BlockPool pool;
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::int64_t> decode_ns{0};
+  auto worker = [&] {
+    for (std::size_t i = next++; i < n; i = next++) {
+      LoadedLog* log = a->logs[i].get();
+      if (!OpenLog(log)) {
+        channels[i].Finish();
+      } else if (log->format == logfmt::Format::kBinary) {
+        StreamBinaryLog(log, &channels[i], &pool, progress);
+      } else {
+        LoadOpenedLog(log, progress);
+        channels[i].Finish();
+      }
+    }
+    decode_ns += ThreadCpuNs();
+  };
+  std::vector<std::thread> workers;
+  const unsigned nworkers = static_cast<unsigned>(std::max<std::size_t>(1, std::min<std::size_t>(jobs, n)));
+  for (unsigned t = 0; t < nworkers && n > 0; ++t) workers.emplace_back(worker);
+
+  const std::int64_t replay_cpu0 = ThreadCpuNs();
+  Replayer replayer(a->engine.get(), &a->symbolizer);
+  ContextMask entered;
+  bool failed = false;
+  RunId next_run = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    LoadedLog* log = a->logs[i].get();
+    LogChannel& ch = channels[i];
+    const bool fast = ch.WaitStarted();
+    if (!fast) {
+      ch.WaitFinished();
+      for (auto& e : log->errors) a->errors.push_back(e);
+      if (!log->errors.empty()) a->input_error = true;
+      if (log->fatal || !log->usable || next_run > kMaxRuns) {
+        if (!log->fatal && next_run > kMaxRuns)
+          a->errors.push_back({log->path, 0, 0, false, "more than 65535 runs in one analysis; skipped"});
+        a->runs.push_back(static_cast<RunId>(-1));
+        continue;
+      }
+      a->runs.push_back(next_run);
+      a->events += replayer.Replay(*log, next_run, progress);
+      // Which contexts that log's threads entered is not tracked: count them all as entered,
+      // so a later block-replayed log that renames one falls back to the two-pass path.
+      entered = ~ContextMask{};
+      ++next_run;
+      continue;
+    }
+    if (next_run > kMaxRuns) {
+      while (auto b = ch.Pop()) pool.Put(std::move(b));
+    } else {
+      BlockReplayer r(a->engine.get(), log, next_run, &entered);
+      std::uint64_t since = 0;
+      while (auto b = ch.Pop()) {
+        r.Replay(*b);
+        since += b->events;
+        if (since >= (1u << 16)) {
+          progress->Add(0, since);
+          since = 0;
+        }
+        pool.Put(std::move(b));
+      }
+      progress->Add(0, since);
+      a->events += r.events();
+      failed = failed || r.speculation_failed();
+    }
+    // The decoder has finished with the log: its counters and tables are complete.
+    for (auto& e : log->errors) a->errors.push_back(e);
+    if (!log->errors.empty()) a->input_error = true;
+    if (log->fatal || !log->usable || next_run > kMaxRuns) {
+      if (!log->fatal && log->usable && next_run > kMaxRuns)
+        a->errors.push_back({log->path, 0, 0, false, "more than 65535 runs in one analysis; skipped"});
+      a->runs.push_back(static_cast<RunId>(-1));
+      continue;
+    }
+    replayer.AddTables(*log, next_run);
+    a->runs.push_back(next_run);
+    ++next_run;
+  }
+  a->replay_cpu_seconds = static_cast<double>(ThreadCpuNs() - replay_cpu0) / 1e9;
+  for (auto& w : workers) w.join();
+  a->replay_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  a->load_seconds = 0;
+  a->decode_seconds = static_cast<double>(decode_ns.load()) / 1e9;
+  a->pipelined = true;
+  return !failed;
+}
+
+}  // namespace
+
+bool Analyze(const AnalyzeOptions& options, Analysis* a) {
+  auto paths = ExpandInputs(options.inputs, &a->errors);
+  if (!a->errors.empty()) a->input_error = true;
   std::uint64_t total = 0;
   for (auto& p : paths) {
     std::error_code ec;
@@ -199,41 +514,24 @@ bool Analyze(const AnalyzeOptions& options, Analysis* a) {
   Progress progress(options.progress);
   unsigned jobs = options.jobs ? options.jobs : std::max(1u, std::thread::hardware_concurrency());
 
-  auto t0 = Clock::now();
-  progress.Begin("reading", total);
-  LoadLogs(a->logs, jobs, &progress);
-  auto t1 = Clock::now();
-  a->load_seconds = std::chrono::duration<double>(t1 - t0).count();
-
-  EngineOptions eo;
-  eo.strict_same_class = options.strict;
   CollectingSink sink;
-  a->engine = std::make_unique<Engine>(eo, &sink);
-  Replayer replayer(a->engine.get(), &a->symbolizer);
-
-  std::size_t usable = 0;
-  for (auto& log : a->logs) usable += log->usable && !log->fatal;
-  a->symbolizer.name_runs = usable > 1;
-  progress.Begin("replaying", total);
-  RunId next_run = 0;
-  bool any = false;
-  for (auto& log : a->logs) {
-    for (auto& e : log->errors) a->errors.push_back(e);
-    if (!log->errors.empty()) a->input_error = true;
-    if (log->fatal || !log->usable || next_run > kMaxRuns) {
-      if (!log->fatal && next_run > kMaxRuns)
-        a->errors.push_back({log->path, 0, 0, false, "more than 65535 runs in one analysis; skipped"});
-      a->runs.push_back(static_cast<RunId>(-1));
-      continue;
-    }
-    any = true;
-    a->runs.push_back(next_run);
-    a->events += replayer.Replay(*log, next_run, &progress);
-    ++next_run;
+  const auto input_errors = a->errors;
+  const bool input_error = a->input_error;
+  if (options.two_pass || !AnalyzePipelined(options, paths, jobs, &progress, a, &sink)) {
+    // Exactly as if each log's tables had been read first: start again, two passes.
+    sink.findings.clear();
+    sink.turned_off.clear();
+    a->errors = input_errors;
+    a->input_error = input_error;
+    a->pipelined = false;
+    AnalyzeTwoPass(options, paths, jobs, &progress, a, &sink);
   }
   progress.Clear();
-  a->replay_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
+  std::size_t usable = 0;
+  for (auto r : a->runs) usable += r != static_cast<RunId>(-1);
+  a->symbolizer.name_runs = usable > 1;
   a->turned_off = sink.turned_off;
+  bool any = usable > 0;
 
   for (auto& f : sink.findings) {
     AnalyzedFinding af;

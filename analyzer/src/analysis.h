@@ -50,6 +50,9 @@ struct AnalyzeOptions {
   bool progress = false;
   std::vector<Suppression>* suppressions = nullptr;
   const std::set<std::string>* baseline = nullptr;
+  // Always use the two-pass path (every log's tables read before any replay); for tests and
+  // comparisons. The default pipeline falls back to it by itself when it has to.
+  bool two_pass = false;
 };
 
 struct Analysis {
@@ -63,6 +66,11 @@ struct Analysis {
   std::uint64_t events = 0;
   std::uint64_t bytes = 0;
   double load_seconds = 0, replay_seconds = 0;
+  // The pipeline decodes while it replays: replay_seconds is then the whole analysis and
+  // decode_seconds the decoder threads' busy time (overlapped with it).
+  double decode_seconds = 0;       // CPU time of the decoder threads
+  double replay_cpu_seconds = 0;   // CPU time of the replaying thread
+  bool pipelined = false;
   bool input_error = false;                        // some input was missing, unreadable or damaged
 
   std::size_t CountNew() const;

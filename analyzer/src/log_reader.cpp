@@ -254,30 +254,35 @@ void LoadText(LoadedLog* log, Progress* progress) {
 
 }  // namespace
 
-void LoadLog(LoadedLog* log, Progress* progress) {
+bool OpenLog(LoadedLog* log) {
   std::string why;
   if (!log->file.Open(log->path, &why)) {
     AddError(log, {log->path, 0, 0, false, why});
     log->fatal = true;
-    return;
+    return false;
   }
   auto bytes = log->file.bytes();
   log->format = logfmt::DetectFormat(bytes.first(std::min<std::size_t>(bytes.size(), 4096)));
-  switch (log->format) {
-    case logfmt::Format::kBinary:
-      LoadBinary(log, progress);
-      break;
-    case logfmt::Format::kText:
-      LoadText(log, progress);
-      break;
-    case logfmt::Format::kUnknown:
-      AddError(log, {log->path, 0, 0, bytes.empty() ? false : true,
-                     bytes.empty() ? "empty file, not a lock log"
-                                   : "not a lockgraph log (no binary log magic and no "
-                                     "'lockgraph-text 1' line at the start)"});
-      log->fatal = true;
-      break;
+  if (log->format == logfmt::Format::kUnknown) {
+    AddError(log, {log->path, 0, 0, bytes.empty() ? false : true,
+                   bytes.empty() ? "empty file, not a lock log"
+                                 : "not a lockgraph log (no binary log magic and no "
+                                   "'lockgraph-text 1' line at the start)"});
+    log->fatal = true;
+    return false;
   }
+  return true;
+}
+
+void LoadOpenedLog(LoadedLog* log, Progress* progress) {
+  if (log->format == logfmt::Format::kBinary) LoadBinary(log, progress);
+  else if (log->format == logfmt::Format::kText) LoadText(log, progress);
+}
+
+void AddLogError(LoadedLog* log, InputError error) { AddError(log, std::move(error)); }
+
+void LoadLog(LoadedLog* log, Progress* progress) {
+  if (OpenLog(log)) LoadOpenedLog(log, progress);
 }
 
 void LoadLogs(std::vector<std::unique_ptr<LoadedLog>>& logs, unsigned jobs, Progress* progress) {

@@ -85,6 +85,12 @@ std::vector<std::string> ExpandInputs(const std::vector<std::string>& inputs,
 
 // First pass over one log: maps it, validates every block or line, collects the tables.
 void LoadLog(LoadedLog* log, Progress* progress);
+// LoadLog in two steps: OpenLog maps the file and detects its format (false, with log->fatal
+// and an error, when it is not a readable log); LoadOpenedLog is the first pass proper.
+bool OpenLog(LoadedLog* log);
+void LoadOpenedLog(LoadedLog* log, Progress* progress);
+// Records a problem with the log (at most 100 are kept per log).
+void AddLogError(LoadedLog* log, InputError error);
 // Loads several logs on up to `jobs` threads.
 void LoadLogs(std::vector<std::unique_ptr<LoadedLog>>& logs, unsigned jobs, Progress* progress);
 

@@ -99,13 +99,17 @@ void ReportInputProblems(const Analysis& a, bool verbose) {
 void PrintStats(const Analysis& a) {
   EngineStats st = a.engine ? a.engine->stats() : EngineStats{};
   double total = a.load_seconds + a.replay_seconds;
+  std::string timing =
+      a.pipelined ? fmt::format("{:.3f}s (CPU: replay {:.3f}s, decoding {:.3f}s in parallel with it)",
+                                total, a.replay_cpu_seconds, a.decode_seconds)
+                  : fmt::format("read {:.3f}s, replay {:.3f}s", a.load_seconds, a.replay_seconds);
   spdlog::info(
-      "{} events, {} logs, {:.1f} MiB ({:.2f} bytes/event); read {:.3f}s, replay {:.3f}s "
-      "({:.2f}M events/s overall); {} classes, {} dependencies, {} chains, {} chain-cache hits",
+      "{} events, {} logs, {:.1f} MiB ({:.2f} bytes/event); {} ({:.2f}M events/s overall); "
+      "{} classes, {} dependencies, {} chains, {} chain-cache hits; engine memory ~{:.1f} MiB",
       a.events, a.logs.size(), a.bytes / 1048576.0,
-      a.events ? static_cast<double>(a.bytes) / a.events : 0.0, a.load_seconds, a.replay_seconds,
+      a.events ? static_cast<double>(a.bytes) / a.events : 0.0, timing,
       total > 0 ? a.events / total / 1e6 : 0.0, st.classes, st.dependencies, st.chains,
-      st.chain_cache_hits);
+      st.chain_cache_hits, st.bytes / 1048576.0);
 }
 
 struct CommonOptions {

@@ -3,6 +3,7 @@
 
 #include <charconv>
 
+#include "block_decode.h"
 #include "progress.h"
 
 namespace lockgraph::analyzer {
@@ -78,7 +79,7 @@ const std::vector<std::string>* LogSymbolizer::Stack(StackId stack) const {
   return it == stacks.end() ? nullptr : &it->second;
 }
 
-std::uint64_t Replayer::Replay(const LoadedLog& log, RunId run, Progress* progress) {
+void Replayer::AddTables(const LoadedLog& log, RunId run) {
   if (symbolizer_->runs.size() <= run) symbolizer_->runs.resize(run + 1);
   symbolizer_->runs[run] = {log.header.program, log.header.pid, log.path};
   for (const auto& [ip, text] : log.sites) symbolizer_->sites.try_emplace(MapRunValue(run, ip), text);
@@ -86,6 +87,10 @@ std::uint64_t Replayer::Replay(const LoadedLog& log, RunId run, Progress* progre
     symbolizer_->stacks.try_emplace(MapRunValue(run, id), frames);
   for (const auto& [lock, name] : log.lock_names)
     symbolizer_->lock_names.try_emplace(MapRunValue(run, lock), name);
+}
+
+std::uint64_t Replayer::Replay(const LoadedLog& log, RunId run, Progress* progress) {
+  AddTables(log, run);
   for (const auto& [ctx, name] : log.context_names) engine_->SetContextName(ctx, name);
 
   Engine& engine = *engine_;
@@ -201,6 +206,153 @@ std::uint64_t Replayer::Replay(const LoadedLog& log, RunId run, Progress* progre
   if (progress) progress->Add(stream.bytes_done() - reported_bytes, n - reported_events);
   // The process ended: its threads' states go, without the thread-exit check (as at exit()).
   return n;
+}
+
+// --- Block replay (the pipeline) ---------------------------------------------------------------
+
+BlockReplayer::BlockReplayer(Engine* engine, LoadedLog* log, RunId run, ContextMask* entered)
+    : engine_(engine),
+      log_(log),
+      run_(run),
+      run_bits_(std::uint64_t{run} << 48),
+      entered_(entered) {}
+
+// The process ended: its threads' states go, without the thread-exit check (as at exit()).
+BlockReplayer::~BlockReplayer() = default;
+
+ThreadState& BlockReplayer::Lookup(ThreadKey key) {
+  auto& slot = threads_[key];
+  if (!slot) slot = engine_->NewThread(key, {}, run_);
+  return *slot;
+}
+
+inline ThreadState& BlockReplayer::Current() {
+  if (!current_) current_ = &Lookup(current_key_);
+  return *current_;
+}
+
+ClassId BlockReplayer::Class(logfmt::LogClassId id) {
+  auto it = classes_.find(id);
+  if (it != classes_.end()) return it->second;
+  ClassId c;
+  auto def = log_->classes.find(id);
+  if (def != log_->classes.end()) {
+    const ClassDefinition& d = def->second;
+    c = engine_->RegisterClass(logfmt::StableClassKey(d.identity),
+                               d.name.empty() ? d.identity : d.name, d.subclass);
+  } else {
+    // Not defined so far: the two-pass path may find the definition further on.
+    failed_ = true;
+    std::string name = "class#" + std::to_string(id) + "(" + log_->path + ")";
+    c = engine_->RegisterClass(logfmt::StableClassKey("lost:" + name), name, 0);
+  }
+  classes_.emplace(id, c);
+  return c;
+}
+
+// The events of one block. Run 0's values are used as they are (kMapped false), so a single
+// log pays nothing for the run mapping.
+template <bool kMapped>
+void BlockReplayer::ReplayRecords(const DecodedBlock& block) {
+  Engine& engine = *engine_;
+  const std::uint64_t rb = run_bits_;
+  auto map = [rb](std::uint64_t v) {
+    if constexpr (kMapped) return v ? v ^ rb : v;
+    else return v;
+  };
+  using logfmt::RecordType;
+  for (const CompactRecord& r : block.records()) {
+    switch (r.type) {
+      case RecordType::kAcquire: {
+        AcquireRequest req;
+        req.lock = map(r.x);
+        req.mode = static_cast<AcquireMode>(r.a);
+        req.trylock = r.b;
+        req.subclass = r.c;
+        if (r.index) req.nest_lock = map(block.nests[r.index - 1]);
+        req.ip = map(r.y);
+        req.stack = map(r.z);
+        engine.Acquire(Current(), req);
+        break;
+      }
+      case RecordType::kRelease:
+        engine.Release(Current(), map(r.x), map(r.y));
+        break;
+      case RecordType::kThreadSwitch:
+        if (r.x != current_key_ || !current_) {
+          current_key_ = r.x;
+          current_ = nullptr;
+        }
+        break;
+      case RecordType::kThreadStart: {
+        auto it = threads_.find(r.x);
+        if (it != threads_.end()) {
+          it->second->set_name(block.names[r.index]);
+        } else {
+          threads_[r.x] = engine.NewThread(r.x, block.names[r.index], run_);
+        }
+        current_key_ = r.x;
+        current_ = nullptr;
+        break;
+      }
+      case RecordType::kThreadName:
+        Current().set_name(block.names[r.index]);
+        break;
+      case RecordType::kThreadExit:
+        engine.ThreadExit(Current(), map(r.y));
+        threads_.erase(current_key_);
+        current_ = nullptr;
+        break;
+      case RecordType::kLockInit:
+        engine.InitLock(Current(), map(r.x), Class(r.index), map(r.y), map(r.z));
+        break;
+      case RecordType::kLockDestroy:
+        engine.DestroyLock(Current(), map(r.x), map(r.y), nullptr, map(r.z));
+        break;
+      case RecordType::kLockSetClass:
+        engine.SetLockClass(map(r.x), Class(r.index));
+        break;
+      case RecordType::kCancelAcquire:
+        engine.CancelAcquire(Current(), map(r.x));
+        break;
+      case RecordType::kEnterContext:
+        entered_->Set(r.a);
+        engine.EnterContext(Current(), r.a);
+        break;
+      case RecordType::kExitContext:
+        engine.ExitContext(Current(), r.a, map(r.y));
+        break;
+      case RecordType::kDisableContext:
+        engine.DisableContext(Current(), r.a);
+        break;
+      case RecordType::kEnableContext:
+        engine.EnableContext(Current(), r.a);
+        break;
+      case RecordType::kSetDisabledMask: {
+        ContextMask m;
+        m.words[0] = r.x;
+        m.words[1] = r.y;
+        engine.SetDisabledContexts(Current(), m);
+        break;
+      }
+      default:
+        break;  // end of run
+    }
+  }
+}
+
+void BlockReplayer::Replay(const DecodedBlock& block) {
+  for (const auto& [id, d] : block.classes) log_->classes.try_emplace(id, d);
+  for (const auto& [ctx, name] : block.contexts) {
+    // A context some thread has been in, renamed now: findings made before would have named
+    // it differently with the whole file's tables.
+    if (entered_->Test(ctx) && engine_->ContextName(ctx) != name) failed_ = true;
+    log_->context_names.emplace_back(ctx, name);
+    engine_->SetContextName(ctx, name);
+  }
+  if (run_bits_) ReplayRecords<true>(block);
+  else ReplayRecords<false>(block);
+  events_ += block.events;
 }
 
 }  // namespace lockgraph::analyzer

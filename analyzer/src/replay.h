@@ -61,6 +61,43 @@ class LogSymbolizer : public Symbolizer {
   RunId current_run = 0;
 };
 
+struct DecodedBlock;
+
+// Replays one run block by block as a decoder thread delivers them (the analysis pipeline):
+// each block's class and context definitions take effect before its events. Definitions are
+// assumed to come before their first use, which is how the recorder writes them; when a class
+// is used before its definition, or a context that threads have entered is renamed, the result
+// could differ from replaying with the whole file's tables, so speculation_failed() says the
+// analysis must be redone by the two-pass path (Replayer).
+class BlockReplayer {
+ public:
+  // `entered`: contexts any thread of this analysis has entered so far (shared across runs).
+  BlockReplayer(Engine* engine, LoadedLog* log, RunId run, ContextMask* entered);
+  ~BlockReplayer();
+  void Replay(const DecodedBlock& block);
+  bool speculation_failed() const { return failed_; }
+  std::uint64_t events() const { return events_; }
+
+ private:
+  ThreadState& Current();
+  ThreadState& Lookup(ThreadKey key);
+  ClassId Class(logfmt::LogClassId id);
+  template <bool kMapped>
+  void ReplayRecords(const DecodedBlock& block);
+
+  Engine* engine_;
+  LoadedLog* log_;
+  RunId run_;
+  std::uint64_t run_bits_;
+  ContextMask* entered_;
+  bool failed_ = false;
+  std::uint64_t events_ = 0;
+  std::unordered_map<ThreadKey, std::unique_ptr<ThreadState>> threads_;
+  std::unordered_map<logfmt::LogClassId, ClassId> classes_;
+  ThreadKey current_key_ = 0;
+  ThreadState* current_ = nullptr;
+};
+
 class Replayer {
  public:
   Replayer(Engine* engine, LogSymbolizer* symbolizer)
@@ -68,6 +105,8 @@ class Replayer {
   // Replays one log as run `run`: its tables into the symbolizer, its events into the engine.
   // Returns the number of events replayed.
   std::uint64_t Replay(const LoadedLog& log, RunId run, Progress* progress);
+  // The run's name and its symbol tables (sites, stacks, instance names) into the symbolizer.
+  void AddTables(const LoadedLog& log, RunId run);
 
  private:
   Engine* engine_;

@@ -1,0 +1,375 @@
+// The analysis pipeline (decoder threads + block replay) against the two-pass path it replaces:
+// the same findings, reports, counts and errors on every kind of log, including the ones where
+// it must fall back (definitions after their use, stamped blocks, damaged blocks).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "analysis.h"
+#include "block_decode.h"
+#include "lockgraph/log_format.h"
+
+namespace lockgraph::analyzer {
+namespace {
+
+namespace fs = std::filesystem;
+using logfmt::Event;
+using logfmt::RecordType;
+
+const std::string kCorpus = LOCKGRAPH_CORPUS_DIR;
+
+class Pipeline : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("lockgraph-pipeline-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+
+  // Writes `events` as a binary log, starting a new block every `per_block` records.
+  std::string Write(const std::string& name, const std::vector<Event>& events,
+                    std::size_t per_block = 1000, bool with_seq = false) {
+    std::string file;
+    logfmt::FileHeader h;
+    h.program = "./" + name;
+    h.pid = 77;
+    logfmt::EncodeFileHeader(h, &file);
+    std::vector<std::uint8_t> buf(64 * 1024);
+    logfmt::BlockEncoder enc(buf.data(), buf.size(), with_seq);
+    std::uint32_t n = 0;
+    std::uint64_t seq = 0;
+    auto flush = [&] {
+      if (enc.empty()) return;
+      auto b = enc.Finish(n++);
+      file.append(reinterpret_cast<const char*>(b.data()), b.size());
+      enc.Reset();
+    };
+    for (Event e : events) {
+      e.seq = ++seq;
+      if (enc.records() >= per_block || !enc.Put(e)) {
+        flush();
+        EXPECT_TRUE(enc.Put(e));
+      }
+    }
+    flush();
+    fs::path p = dir_ / name;
+    std::ofstream(p, std::ios::binary) << file;
+    return p.string();
+  }
+
+  fs::path dir_;
+};
+
+// What a user would see of an analysis, for comparing the two paths.
+struct Outcome {
+  std::vector<std::string> reports;
+  std::vector<std::string> errors;
+  std::vector<RunId> runs;
+  std::uint64_t events = 0;
+  std::vector<std::uint64_t> log_events, log_records, damaged;
+  int exit_code = -1;
+  std::size_t classes = 0, dependencies = 0;
+};
+
+Outcome Analyzed(const std::vector<std::string>& inputs, bool two_pass, bool* pipelined = nullptr) {
+  AnalyzeOptions o;
+  o.inputs = inputs;
+  o.two_pass = two_pass;
+  o.jobs = 2;
+  Analysis a;
+  Analyze(o, &a);
+  Outcome out;
+  for (const auto& f : a.findings) out.reports.push_back(f.report);
+  for (const auto& e : a.errors) out.errors.push_back(FormatInputError(e));
+  out.runs = a.runs;
+  out.events = a.events;
+  for (const auto& log : a.logs) {
+    out.log_events.push_back(log->events);
+    out.log_records.push_back(log->records);
+    out.damaged.push_back(log->damaged_blocks);
+  }
+  out.exit_code = a.ExitCode();
+  auto st = a.engine->stats();
+  out.classes = st.classes;
+  out.dependencies = st.dependencies;
+  if (pipelined) *pipelined = a.pipelined;
+  return out;
+}
+
+void ExpectSame(const Outcome& fast, const Outcome& slow) {
+  EXPECT_EQ(fast.reports, slow.reports);
+  EXPECT_EQ(fast.errors, slow.errors);
+  EXPECT_EQ(fast.runs, slow.runs);
+  EXPECT_EQ(fast.events, slow.events);
+  EXPECT_EQ(fast.log_events, slow.log_events);
+  EXPECT_EQ(fast.log_records, slow.log_records);
+  EXPECT_EQ(fast.damaged, slow.damaged);
+  EXPECT_EQ(fast.exit_code, slow.exit_code);
+  EXPECT_EQ(fast.classes, slow.classes);
+  EXPECT_EQ(fast.dependencies, slow.dependencies);
+}
+
+Event Ev(RecordType type, ThreadKey t = 0, LockId lock = 0) {
+  Event e;
+  e.type = type;
+  e.thread = t;
+  e.lock = lock;
+  return e;
+}
+
+Event ClassDef(logfmt::LogClassId id, const char* identity, const char* name) {
+  Event e;
+  e.type = RecordType::kClassDef;
+  e.class_id = id;
+  e.text = identity;
+  e.text2 = name;
+  return e;
+}
+
+Event Init(ThreadKey t, LockId lock, logfmt::LogClassId cls, std::uint64_t ip = 0) {
+  Event e = Ev(RecordType::kLockInit, t, lock);
+  e.class_id = cls;
+  e.ip = ip;
+  return e;
+}
+
+Event Acq(ThreadKey t, LockId lock, std::uint64_t ip, AcquireMode mode = AcquireMode::kExclusive) {
+  Event e = Ev(RecordType::kAcquire, t, lock);
+  e.ip = ip;
+  e.mode = mode;
+  return e;
+}
+
+Event Rel(ThreadKey t, LockId lock, std::uint64_t ip = 0) {
+  Event e = Ev(RecordType::kRelease, t, lock);
+  e.ip = ip;
+  return e;
+}
+
+Event Site(std::uint64_t ip, const char* text) {
+  Event e;
+  e.type = RecordType::kCallSiteDef;
+  e.ip = ip;
+  e.text = text;
+  return e;
+}
+
+// Two threads, an ABBA between them, many blocks of filler in between, and every record type.
+std::vector<Event> Scenario(bool class_after_use) {
+  std::vector<Event> v;
+  if (!class_after_use) {
+    v.push_back(ClassDef(1, "sym:lock_a", "lock_a"));
+    v.push_back(ClassDef(2, "sym:lock_b", "lock_b"));
+  }
+  Event t1 = Ev(RecordType::kThreadStart, 11);
+  t1.text = "main";
+  v.push_back(t1);
+  v.push_back(Site(0x100, "transfer (bank.c:40)"));
+  v.push_back(Site(0x104, "transfer (bank.c:41)"));
+  v.push_back(Init(11, 0xa0, 1, 0x90));
+  v.push_back(Init(11, 0xb0, 2, 0x94));
+  if (class_after_use) {
+    v.push_back(ClassDef(1, "sym:lock_a", "lock_a"));
+    v.push_back(ClassDef(2, "sym:lock_b", "lock_b"));
+  }
+  v.push_back(Acq(11, 0xa0, 0x100));
+  v.push_back(Acq(11, 0xb0, 0x104));
+  v.push_back(Rel(11, 0xb0));
+  v.push_back(Rel(11, 0xa0));
+  Event ctx;
+  ctx.type = RecordType::kContextName;
+  ctx.context = 11;
+  ctx.text = "SIGUSR1";
+  v.push_back(ctx);
+  std::mt19937 rng(5);
+  for (int i = 0; i < 20000; ++i) {
+    ThreadKey t = 20 + rng() % 3;
+    LockId l = 0x1000 + 0x40 * (rng() % 6);
+    v.push_back(Acq(t, l, 0x200 + (l & 0xff), i % 7 == 0 ? AcquireMode::kShared : AcquireMode::kExclusive));
+    if (i % 5 == 0) {
+      Event en = Ev(RecordType::kEnableContext, t);
+      en.context = 11;
+      v.push_back(en);
+      Event d = Ev(RecordType::kDisableContext, t);
+      d.context = 11;
+      v.push_back(d);
+    }
+    v.push_back(Rel(t, l, 0x300));
+  }
+  Event rename = Ev(RecordType::kThreadName, 21);
+  rename.text = "worker";
+  v.push_back(rename);
+  Event tr = Acq(12, 0xa0, 0x104);
+  tr.trylock = true;
+  v.push_back(Acq(12, 0xb0, 0x100));
+  v.push_back(Acq(12, 0xa0, 0x104));
+  v.push_back(Ev(RecordType::kCancelAcquire, 12, 0xa0));
+  v.push_back(tr);
+  v.push_back(Rel(12, 0xa0));
+  v.push_back(Rel(12, 0xb0));
+  Event nest = Acq(13, 0xc0, 0x108);
+  nest.nest_lock = 0xb0;
+  nest.subclass = 1;
+  v.push_back(Acq(13, 0xb0, 0x100));
+  v.push_back(nest);
+  v.push_back(Rel(13, 0xc0));
+  v.push_back(Rel(13, 0xb0));
+  Event mask = Ev(RecordType::kSetDisabledMask, 13);
+  mask.mask.Set(11);
+  mask.mask.Set(100);
+  v.push_back(mask);
+  Event enter = Ev(RecordType::kEnterContext, 13);
+  enter.context = 11;
+  v.push_back(enter);
+  Event leave = Ev(RecordType::kExitContext, 13);
+  leave.context = 11;
+  leave.ip = 0x500;
+  v.push_back(leave);
+  v.push_back(Ev(RecordType::kLockDestroy, 11, 0xa0));
+  v.push_back(Acq(11, 0xa0, 0x100));  // use after destroy
+  Event exit = Ev(RecordType::kThreadExit, 11);
+  exit.ip = 0x600;
+  v.push_back(exit);
+  Event sc = Ev(RecordType::kLockSetClass, 0, 0xb0);
+  sc.class_id = 1;
+  v.push_back(sc);
+  v.push_back(Ev(RecordType::kRunEnd));
+  return v;
+}
+
+TEST_F(Pipeline, FastDecoderMatchesTheCodecRecordForRecord) {
+  for (bool seq : {false, true}) {
+    std::string path = Write(seq ? "s.lglog" : "p.lglog", Scenario(false), 300, seq);
+    LoadedLog log;
+    log.path = path;
+    LoadLog(&log, nullptr);
+    ASSERT_TRUE(log.errors.empty());
+    ASSERT_GT(log.blocks.size(), 10u);
+    for (const auto& block : log.blocks) {
+      DecodedBlock fast, generic;
+      logfmt::DecodeError e1, e2;
+      DecodeBlock(block, &fast, &e1);
+      DecodeBlockGeneric(block, &generic, &e2);
+      EXPECT_TRUE(e1.message.empty()) << e1.message;
+      EXPECT_EQ(fast.events, generic.events);
+      EXPECT_EQ(fast.records_seen, generic.records_seen);
+      EXPECT_EQ(fast.has_seq, seq);
+      EXPECT_EQ(fast.nests, generic.nests);
+      EXPECT_EQ(fast.names, generic.names);
+      EXPECT_EQ(fast.classes.size(), generic.classes.size());
+      EXPECT_EQ(fast.sites, generic.sites);
+      // Each event with the thread it acts on (switches are framing: the fast decoder keeps
+      // every one, the generic path only those before a change of thread).
+      auto strip = [](const DecodedBlock& b) {
+        std::vector<std::string> out;
+        ThreadKey cur = 0;
+        for (const auto& r : b.records()) {
+          if (r.type == RecordType::kThreadSwitch) {
+            cur = r.x;
+            continue;
+          }
+          if (r.type == RecordType::kThreadStart) cur = r.x;
+          out.push_back(std::to_string(int(r.type)) + "/" + std::to_string(r.a) + "/" +
+                        std::to_string(r.b) + "/" + std::to_string(r.c) + "/" +
+                        std::to_string(r.index) + "/" + std::to_string(r.x) + "/" +
+                        std::to_string(r.y) + "/" + std::to_string(r.z) + " @" +
+                        std::to_string(logfmt::IsThreadBound(r.type) ? cur : 0));
+        }
+        return out;
+      };
+      EXPECT_EQ(strip(fast), strip(generic));
+    }
+  }
+}
+
+TEST_F(Pipeline, DamagedRecordGivesTheCodecsErrorAndKeepsWhatCameBefore) {
+  std::string path = Write("d.lglog", Scenario(false), 100000);
+  LoadedLog log;
+  log.path = path;
+  LoadLog(&log, nullptr);
+  ASSERT_GE(log.blocks.size(), 2u);
+  // A block's payload followed by a record of unknown type (0) and more bytes.
+  std::vector<std::uint8_t> payload(log.blocks[1].payload.begin(), log.blocks[1].payload.end());
+  payload.insert(payload.end(), {0x00, 0x0a, 0x0a, 0x0b});
+  logfmt::BlockView bad = log.blocks[1];
+  bad.payload = payload;
+  DecodedBlock fast, generic;
+  logfmt::DecodeError e1, e2;
+  DecodeBlock(bad, &fast, &e1);
+  DecodeBlockGeneric(bad, &generic, &e2);
+  EXPECT_FALSE(e1.message.empty());
+  EXPECT_EQ(e1.message, e2.message);
+  EXPECT_EQ(e1.offset, e2.offset);
+  EXPECT_EQ(fast.events, generic.events);
+  EXPECT_GT(fast.events, 100u);
+}
+
+TEST_F(Pipeline, SameFindingsAsTwoPassOnAMultiThreadedLog) {
+  std::string path = Write("m.lglog", Scenario(false), 700);
+  bool pipelined = false;
+  Outcome fast = Analyzed({path}, false, &pipelined);
+  EXPECT_TRUE(pipelined);
+  Outcome slow = Analyzed({path}, true);
+  ExpectSame(fast, slow);
+  ASSERT_GE(fast.reports.size(), 2u);
+  // The ABBA between threads 11 and 12, named by the classes' definitions.
+  bool abba = false;
+  for (const auto& r : fast.reports)
+    abba = abba || (r.find("possible circular locking dependency") != std::string::npos &&
+                    r.find("(lock_a)") != std::string::npos && r.find("(lock_b)") != std::string::npos);
+  EXPECT_TRUE(abba);
+}
+
+TEST_F(Pipeline, ClassDefinedAfterItsUseFallsBackToTwoPass) {
+  // The definitions are in a later block than the init that uses them.
+  std::string path = Write("late.lglog", Scenario(true), 6);
+  bool pipelined = true;
+  Outcome fast = Analyzed({path}, false, &pipelined);
+  EXPECT_FALSE(pipelined);
+  Outcome slow = Analyzed({path}, true);
+  ExpectSame(fast, slow);
+  for (const auto& r : fast.reports) EXPECT_EQ(r.find("class#"), std::string::npos) << r;
+}
+
+TEST_F(Pipeline, ManyRunsStampedLogsAndDamageMatchTwoPass) {
+  std::vector<std::string> inputs;
+  inputs.push_back(Write("a.lglog", Scenario(false), 500));
+  inputs.push_back(Write("b.lglog", Scenario(false), 400, /*with_seq=*/true));
+  // A damaged copy: one corrupt block in the middle and a truncated tail.
+  std::string bin;
+  {
+    std::ifstream in(inputs[0], std::ios::binary);
+    bin.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::size_t second = bin.find("LGBK", bin.find("LGBK") + 1);
+  bin[second + 40] ^= 0x5a;
+  bin.resize(bin.size() - 7);
+  std::ofstream(dir_ / "c.lglog", std::ios::binary) << bin;
+  inputs.push_back((dir_ / "c.lglog").string());
+  inputs.push_back((dir_ / "missing.lglog").string());
+  std::vector<std::string> corpus;
+  for (const auto& entry : fs::directory_iterator(kCorpus + "/binary"))
+    if (entry.path().extension() == ".lglog") corpus.push_back(entry.path().string());
+  for (const auto& entry : fs::directory_iterator(kCorpus + "/text"))
+    corpus.push_back(entry.path().string());
+  std::sort(corpus.begin(), corpus.end());
+  inputs.insert(inputs.end(), corpus.begin(), corpus.end());
+  Outcome fast = Analyzed(inputs, false);
+  Outcome slow = Analyzed(inputs, true);
+  ExpectSame(fast, slow);
+  EXPECT_GE(fast.errors.size(), 3u);
+  EXPECT_EQ(fast.exit_code, 1);
+}
+
+}  // namespace
+}  // namespace lockgraph::analyzer

@@ -361,8 +361,17 @@ bool EventStream::NextBinaryOrdered(logfmt::Event* event) {
 
 bool EventStream::NextBinaryMerged(logfmt::Event* event) {
   if (current_) {
-    if (current_->Advance()) heap_.push(current_);
-    else bytes_done_ += current_->size + logfmt::kBlockHeaderSize;
+    if (current_->Advance()) {
+      // A recorder's thread block is a run of consecutive stamps as long as no other thread
+      // recorded in between: stay in it without touching the heap while it is still first.
+      if (heap_.empty() || CursorLater()(heap_.top(), current_)) {
+        *event = current_->ev;
+        return true;
+      }
+      heap_.push(current_);
+    } else {
+      bytes_done_ += current_->size + logfmt::kBlockHeaderSize;
+    }
     current_ = nullptr;
   }
   if (heap_.empty()) return false;

@@ -470,14 +470,19 @@ bool BlockEncoder::PutRecord(const Event& e) {
 }
 
 std::span<const std::uint8_t> BlockEncoder::Finish(std::uint32_t block_number) {
-  const std::uint32_t len = static_cast<std::uint32_t>(pos_ - kBlockHeaderSize);
-  std::memcpy(buf_, kBlockMagic, 4);
-  PutLE32(buf_ + 4, len);
-  PutLE32(buf_ + 8, block_number);
-  std::uint32_t crc = Crc(0, buf_ + 4, 8);
-  crc = Crc(crc, buf_ + kBlockHeaderSize, len);
-  PutLE32(buf_ + 12, crc);
-  return {buf_, pos_};
+  return SealBlock(buf_, pos_, block_number);
+}
+
+std::span<const std::uint8_t> SealBlock(std::uint8_t* block, std::size_t size,
+                                        std::uint32_t block_number) {
+  const std::uint32_t len = static_cast<std::uint32_t>(size - kBlockHeaderSize);
+  std::memcpy(block, kBlockMagic, 4);
+  PutLE32(block + 4, len);
+  PutLE32(block + 8, block_number);
+  std::uint32_t crc = Crc(0, block + 4, 8);
+  crc = Crc(crc, block + kBlockHeaderSize, len);
+  PutLE32(block + 12, crc);
+  return {block, size};
 }
 
 bool BinaryScanner::ValidBlockAt(std::size_t at, BlockView* block) const {

@@ -1,4 +1,5 @@
-// The lock-log recorder: one file per process, CRC-checked blocks from the log_format codec.
+// The lock-log recorder: one file per process, CRC-checked blocks from the log_format codec,
+// filled per thread without a lock (see recorder.h).
 #include "recorder.h"
 
 #include <fcntl.h>
@@ -18,7 +19,9 @@
 namespace lockgraph::runtime_internal {
 namespace {
 
-constexpr std::size_t kBlockCapacity = 64 * 1024;  // named limit: bytes per block
+constexpr std::size_t kThreadBlockCapacity = 32 * 1024;  // named limit: bytes per thread block
+constexpr std::size_t kDefsBlockCapacity = 64 * 1024;    // named limit: bytes per definitions block
+constexpr std::size_t kSiteCacheSize = 256;              // call sites a thread remembers as known
 
 constexpr std::size_t kMaxRecordPath = 4096;  // named limit: PATH_MAX
 constexpr int kMaxNameAttempts = 100;         // named limit: fallback names tried per process
@@ -87,6 +90,33 @@ OpenResult CreateLogFile(const std::string& path, int* fd) {
 
 }  // namespace
 
+// One thread's block buffer. Only its thread writes records into it; the committed size says
+// how much of the block holds complete records, for Finish() running on another thread.
+struct RecordBuffer {
+  explicit RecordBuffer(ThreadKey k) : key(k), enc(data, sizeof data, /*with_seq=*/true) {
+    committed.store(enc.size(), std::memory_order_relaxed);
+  }
+  void Reset(ThreadKey k) {
+    key = k;
+    enc.Reset();
+    committed.store(enc.size(), std::memory_order_release);
+    std::memset(sites, 0, sizeof sites);
+    held.clear();
+  }
+  ThreadKey key;
+  std::uint8_t data[kThreadBlockCapacity];
+  logfmt::BlockEncoder enc;
+  std::atomic<std::size_t> committed{0};
+  std::uint64_t sites[kSiteCacheSize] = {};  // call sites already handed to the recorder
+  std::vector<AcquireRequest> held;           // this thread's held locks (for fork)
+  RecordBuffer* next = nullptr;               // registry (under the recorder's mutex)
+};
+
+namespace {
+__thread RecordBuffer* t_buffer __attribute__((tls_model("initial-exec"))) = nullptr;
+__thread bool t_snapshot __attribute__((tls_model("initial-exec"))) = false;
+}  // namespace
+
 Recorder::Recorder() = default;
 Recorder::~Recorder() = default;
 
@@ -107,8 +137,8 @@ void Recorder::Start(const std::string& path, const ReportSymbolizer* symbolizer
   }
   std::lock_guard<std::mutex> lock(mu_);
   symbolizer_ = symbolizer;
-  buffer_.resize(kBlockCapacity);
-  encoder_ = std::make_unique<logfmt::BlockEncoder>(buffer_.data(), buffer_.size(), false);
+  defs_buffer_.resize(kDefsBlockCapacity);
+  defs_ = std::make_unique<logfmt::BlockEncoder>(defs_buffer_.data(), defs_buffer_.size(), true);
   // A directory (an existing one, or a path ending in '/'): every process writes its own
   // DIR/<program>.<pid>.lglog.
   struct stat st {};
@@ -121,7 +151,6 @@ void Recorder::Start(const std::string& path, const ReportSymbolizer* symbolizer
                              base_path_, std::strerror(errno)));
       return;
     }
-    encoder_->Reset();
     OpenLocked(/*root=*/false);
     return;
   }
@@ -135,7 +164,6 @@ void Recorder::Start(const std::string& path, const ReportSymbolizer* symbolizer
   } else if (self != root) {
     is_root = false;
   }
-  encoder_->Reset();
   OpenLocked(is_root);
 }
 
@@ -189,6 +217,7 @@ void Recorder::OpenLocked(bool root) {
     return;
   }
   write_failed_ = false;
+  closed_ = false;
   WriteHeaderLocked();
   enabled_.store(true);
   LogInfo(fmt::format("recording lock events to '{}'", path_));
@@ -213,29 +242,119 @@ void Recorder::WriteHeaderLocked() {
   if (gethostname(host, sizeof host - 1) == 0) header.hostname = host;
   std::string bytes;
   logfmt::EncodeFileHeader(header, &bytes);
-  WriteAll(fd_, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(),
-           &write_failed_);
+  WriteLocked({reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
 }
 
-void Recorder::Put(logfmt::Event& event) {
-  if (fd_ < 0) {
-    if (!open_pending_) return;
-    if (!writing_snapshot_) {
-      OpenDeferredLocked();
-      if (fd_ < 0) return;
+RecordBuffer* Recorder::Buffer(ThreadKey key) {
+  RecordBuffer* b = t_buffer;
+  if (__builtin_expect(b != nullptr, 1)) return b;
+  return NewBuffer(key);
+}
+
+RecordBuffer* Recorder::NewBuffer(ThreadKey key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  RecordBuffer* b = free_;
+  if (b != nullptr) {
+    free_ = b->next;
+    b->Reset(key);
+  } else {
+    b = new (std::nothrow) RecordBuffer(key);
+    if (b == nullptr) return nullptr;
+  }
+  b->next = buffers_;
+  buffers_ = b;
+  t_buffer = b;
+  return b;
+}
+
+// The steady-state path: no lock, one atomic increment for the sequence number (by the caller),
+// the encoder writing into this thread's block.
+void Recorder::Put(RecordBuffer* b, logfmt::Event& event) {
+  if (__builtin_expect(open_pending_.load(std::memory_order_relaxed), 0) && !t_snapshot) {
+    OpenPendingSlow();
+  }
+  if (event.ip != 0) NoteSite(b, event.ip);
+  if (__builtin_expect(!b->enc.Put(event), 0)) {
+    FlushBuffer(b);
+    if (!b->enc.Put(event)) {
+      LogWarning("recorder: a record larger than a block was dropped");
+      return;
     }
   }
-  if (event.ip != 0 && sites_.insert(event.ip).second) pending_sites_.push_back(event.ip);
-  if (encoder_->Put(event)) return;
-  FlushLocked();
-  if (!encoder_->Put(event)) {
-    // Larger than an empty block: only a giant name can do that. Drop it, say so once.
-    LogWarning("recorder: a record larger than a block was dropped");
+  b->committed.store(b->enc.size(), std::memory_order_release);
+}
+
+// A call site this thread has not used before is handed to the recorder, which symbolizes it
+// before the block using it is written.
+void Recorder::NoteSite(RecordBuffer* b, std::uint64_t ip) {
+  std::uint64_t& slot = b->sites[(ip ^ (ip >> 11)) & (kSiteCacheSize - 1)];
+  if (__builtin_expect(slot == ip, 1)) return;
+  slot = ip;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (sites_.insert(ip).second) pending_sites_.push_back(ip);
+}
+
+void Recorder::FlushBuffer(RecordBuffer* b) {
+  std::lock_guard<std::mutex> lock(mu_);
+  WriteBufferLocked(b, /*partial=*/false);
+  b->enc.Reset();
+  b->committed.store(b->enc.size(), std::memory_order_release);
+}
+
+// Writes the definitions the block may use, then the block. `partial`: the buffer belongs to
+// another thread that may still be adding records; its complete records are copied and sealed
+// (Finish only: nothing is written for the buffer after that).
+void Recorder::WriteBufferLocked(RecordBuffer* b, bool partial) {
+  if (closed_) return;
+  if (fd_ < 0 && open_pending_.load(std::memory_order_relaxed)) {
+    open_pending_.store(false, std::memory_order_relaxed);
+    OpenLocked(/*root=*/false);
   }
+  if (fd_ < 0) return;
+  ResolvePendingLocked();
+  FlushDefsLocked();
+  if (fd_ < 0) return;
+  if (!partial) {
+    if (!b->enc.empty()) WriteLocked(b->enc.Finish(block_number_++));
+    return;
+  }
+  const std::size_t n = b->committed.load(std::memory_order_acquire);
+  if (n <= logfmt::kBlockHeaderSize + 1) return;  // the header and the flags byte: no records
+  std::vector<std::uint8_t> copy(b->data, b->data + n);
+  WriteLocked(logfmt::SealBlock(copy.data(), copy.size(), block_number_++));
+}
+
+void Recorder::WriteLocked(std::span<const std::uint8_t> bytes) {
+  if (fd_ < 0) return;
+  WriteAll(fd_, bytes.data(), bytes.size(), &write_failed_);
+  if (!write_failed_) return;
+  LogWarning(fmt::format("recorder: writing '{}' failed: {}; recording is off", path_,
+                         std::strerror(errno)));
+  close(fd_);
+  fd_ = -1;
+  closed_ = true;
+  enabled_.store(false);
+}
+
+void Recorder::PutDefLocked(logfmt::Event& event) {
+  if (defs_->Put(event)) return;
+  if (fd_ < 0 && open_pending_.load(std::memory_order_relaxed)) {
+    open_pending_.store(false, std::memory_order_relaxed);
+    OpenLocked(/*root=*/false);
+  }
+  FlushDefsLocked();
+  if (!defs_->Put(event)) LogWarning("recorder: a definition larger than a block was dropped");
+}
+
+void Recorder::FlushDefsLocked() {
+  if (fd_ < 0 || closed_ || defs_->empty()) return;
+  WriteLocked(defs_->Finish(block_number_++));
+  defs_->Reset();
 }
 
 void Recorder::ResolvePendingLocked() {
   if (symbolizer_ == nullptr) return;
+  if (pending_sites_.empty() && pending_stacks_.empty()) return;
   // Symbolize into owned strings first: the events below hold views into them.
   std::vector<std::pair<std::uint64_t, std::string>> sites;
   for (std::uint64_t ip : pending_sites_) {
@@ -249,10 +368,7 @@ void Recorder::ResolvePendingLocked() {
     e.type = logfmt::RecordType::kCallSiteDef;
     e.ip = ip;
     e.text = text;
-    if (!encoder_->Put(e)) {
-      FlushLocked();
-      encoder_->Put(e);
-    }
+    PutDefLocked(e);
   }
   auto stacks = std::move(pending_stacks_);
   pending_stacks_.clear();
@@ -265,36 +381,17 @@ void Recorder::ResolvePendingLocked() {
     e.type = logfmt::RecordType::kStackDef;
     e.stack = id;
     for (const auto& t : texts) e.frames.push_back(t);
-    if (!encoder_->Put(e)) {
-      FlushLocked();
-      encoder_->Put(e);
-    }
+    PutDefLocked(e);
   }
 }
 
 // A forked child's log is created at its first event: a child that only execs (fork + exec,
 // system(), posix_spawn) leaves no file behind, and its exec'd image can have the name.
-void Recorder::OpenDeferredLocked() {
-  open_pending_ = false;
+void Recorder::OpenPendingSlow() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!open_pending_.load(std::memory_order_relaxed)) return;
+  open_pending_.store(false, std::memory_order_relaxed);
   OpenLocked(/*root=*/false);
-}
-
-void Recorder::FlushLocked() {
-  if (fd_ < 0 && open_pending_) OpenDeferredLocked();
-  if (fd_ < 0 || encoder_->empty()) return;
-  auto block = encoder_->Finish(block_number_++);
-  WriteAll(fd_, block.data(), block.size(), &write_failed_);
-  encoder_->Reset();
-  if (write_failed_) {
-    LogWarning(fmt::format("recorder: writing '{}' failed: {}; recording is off", path_,
-                           std::strerror(errno)));
-    close(fd_);
-    fd_ = -1;
-    enabled_.store(false);
-    return;
-  }
-  // Definitions collected while the block filled go into the next one (or this flush's tail).
-  if (!pending_sites_.empty() || !pending_stacks_.empty()) ResolvePendingLocked();
 }
 
 void Recorder::ClassDefined(ClassId cls, std::uint8_t subclass, std::string_view identity,
@@ -308,7 +405,7 @@ void Recorder::ClassDefined(ClassId cls, std::uint8_t subclass, std::string_view
   e.subclass = subclass;
   e.text = classes_.back().identity;
   e.text2 = classes_.back().name;
-  Put(e);
+  PutDefLocked(e);
 }
 
 void Recorder::ContextNamed(ContextId context, std::string_view name) {
@@ -320,7 +417,7 @@ void Recorder::ContextNamed(ContextId context, std::string_view name) {
   e.type = logfmt::RecordType::kContextName;
   e.context = context;
   e.text = it->second;
-  Put(e);
+  PutDefLocked(e);
 }
 
 void Recorder::StackDefined(StackId id, const std::uint64_t* frames, int count) {
@@ -331,71 +428,104 @@ void Recorder::StackDefined(StackId id, const std::uint64_t* frames, int count) 
 
 void Recorder::ThreadStart(const ThreadState& t) {
   if (!enabled()) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  RecordBuffer* b = Buffer(t.key());
+  if (b == nullptr) return;
   logfmt::Event e;
   e.type = logfmt::RecordType::kThreadStart;
+  e.seq = NextSeq();
   e.thread = t.key();
   e.text = t.name();
-  Put(e);
+  Put(b, e);
 }
 
 void Recorder::ThreadExit(const ThreadState& t) {
   if (!enabled()) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  held_.erase(t.key());
+  RecordBuffer* b = Buffer(t.key());
+  if (b == nullptr) return;
   logfmt::Event e;
   e.type = logfmt::RecordType::kThreadExit;
+  e.seq = NextSeq();
   e.thread = t.key();
-  Put(e);
+  Put(b, e);
+  // The thread's last block goes out now; the buffer is kept for the next thread.
+  std::lock_guard<std::mutex> lock(mu_);
+  WriteBufferLocked(b, /*partial=*/false);
+  for (RecordBuffer** p = &buffers_; *p != nullptr; p = &(*p)->next) {
+    if (*p == b) {
+      *p = b->next;
+      break;
+    }
+  }
+  b->enc.Reset();
+  b->committed.store(b->enc.size(), std::memory_order_release);
+  b->next = free_;
+  free_ = b;
+  t_buffer = nullptr;
 }
 
 void Recorder::LockInit(const ThreadState& t, LockId lock_id, ClassId cls, std::uint64_t ip) {
   if (!enabled()) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  instances_[lock_id] = cls;
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    instances_[lock_id] = cls;
+  }
+  RecordBuffer* b = Buffer(t.key());
+  if (b == nullptr) return;
   logfmt::Event e;
   e.type = logfmt::RecordType::kLockInit;
+  e.seq = NextSeq();
   e.thread = t.key();
   e.lock = lock_id;
   e.class_id = cls;
   e.ip = ip;
-  Put(e);
+  Put(b, e);
 }
 
 void Recorder::LockDestroy(const ThreadState& t, LockId lock_id, std::uint64_t ip,
                            StackId stack) {
   if (!enabled()) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  instances_.erase(lock_id);
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    instances_.erase(lock_id);
+  }
+  RecordBuffer* b = Buffer(t.key());
+  if (b == nullptr) return;
   logfmt::Event e;
   e.type = logfmt::RecordType::kLockDestroy;
+  e.seq = NextSeq();
   e.thread = t.key();
   e.lock = lock_id;
   e.ip = ip;
   e.stack = stack;
-  Put(e);
+  Put(b, e);
 }
 
 void Recorder::SetClass(LockId lock_id, ClassId cls) {
   if (!enabled()) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  instances_[lock_id] = cls;
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    instances_[lock_id] = cls;
+  }
+  RecordBuffer* b = Buffer(static_cast<ThreadKey>(CurrentTid()));
+  if (b == nullptr) return;
   logfmt::Event e;
   e.type = logfmt::RecordType::kLockSetClass;
+  e.seq = NextSeq();
   e.lock = lock_id;
   e.class_id = cls;
-  Put(e);
+  Put(b, e);
 }
 
 void Recorder::Acquire(const ThreadState& t, const AcquireRequest& req, StackId stack) {
   if (!enabled()) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  AcquireRequest copy = req;
-  copy.stack = stack;
-  copy.stack_source = nullptr;
-  held_[t.key()].push_back(copy);
+  RecordBuffer* b = Buffer(t.key());
+  if (b == nullptr) return;
+  AcquireRequest& held = b->held.emplace_back(req);
+  held.stack = stack;
+  held.stack_source = nullptr;
   logfmt::Event e;
   e.type = logfmt::RecordType::kAcquire;
+  e.seq = NextSeq();
   e.thread = t.key();
   e.lock = req.lock;
   e.mode = req.mode;
@@ -404,7 +534,7 @@ void Recorder::Acquire(const ThreadState& t, const AcquireRequest& req, StackId 
   e.nest_lock = req.nest_lock;
   e.ip = req.ip;
   e.stack = stack;
-  Put(e);
+  Put(b, e);
 }
 
 namespace {
@@ -420,36 +550,43 @@ void EraseInnermost(std::vector<AcquireRequest>* held, LockId lock) {
 
 void Recorder::Release(const ThreadState& t, LockId lock_id, std::uint64_t ip) {
   if (!enabled()) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  EraseInnermost(&held_[t.key()], lock_id);
+  RecordBuffer* b = Buffer(t.key());
+  if (b == nullptr) return;
+  if (!b->held.empty() && b->held.back().lock == lock_id) b->held.pop_back();
+  else EraseInnermost(&b->held, lock_id);
   logfmt::Event e;
   e.type = logfmt::RecordType::kRelease;
+  e.seq = NextSeq();
   e.thread = t.key();
   e.lock = lock_id;
   e.ip = ip;
-  Put(e);
+  Put(b, e);
 }
 
 void Recorder::Cancel(const ThreadState& t, LockId lock_id) {
   if (!enabled()) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  EraseInnermost(&held_[t.key()], lock_id);
+  RecordBuffer* b = Buffer(t.key());
+  if (b == nullptr) return;
+  EraseInnermost(&b->held, lock_id);
   logfmt::Event e;
   e.type = logfmt::RecordType::kCancelAcquire;
+  e.seq = NextSeq();
   e.thread = t.key();
   e.lock = lock_id;
-  Put(e);
+  Put(b, e);
 }
 
 #define LG_CONTEXT_EVENT(Method, Type)                              \
   void Recorder::Method(const ThreadState& t, ContextId context) { \
     if (!enabled()) return;                                         \
-    std::lock_guard<std::mutex> lock(mu_);                          \
+    RecordBuffer* b = Buffer(t.key());                              \
+    if (b == nullptr) return;                                       \
     logfmt::Event e;                                                \
     e.type = logfmt::RecordType::Type;                              \
+    e.seq = NextSeq();                                              \
     e.thread = t.key();                                             \
     e.context = context;                                            \
-    Put(e);                                                         \
+    Put(b, e);                                                      \
   }
 LG_CONTEXT_EVENT(EnterContext, kEnterContext)
 LG_CONTEXT_EVENT(ExitContext, kExitContext)
@@ -459,88 +596,130 @@ LG_CONTEXT_EVENT(EnableContext, kEnableContext)
 
 void Recorder::SetDisabledMask(const ThreadState& t, ContextMask mask) {
   if (!enabled()) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  RecordBuffer* b = Buffer(t.key());
+  if (b == nullptr) return;
   logfmt::Event e;
   e.type = logfmt::RecordType::kSetDisabledMask;
+  e.seq = NextSeq();
   e.thread = t.key();
   e.mask = mask;
-  Put(e);
+  Put(b, e);
 }
 
 void Recorder::Finish() {
   if (!enabled()) return;
   std::lock_guard<std::mutex> lock(mu_);
   // A forked child that recorded nothing of its own (it only exec'd or exited) leaves no log.
-  if (fd_ < 0) return;
+  if (closed_ || fd_ < 0) return;
+  // Every thread's complete records: this thread's whole block, other threads' up to their
+  // last complete record (they may still be running).
+  for (RecordBuffer* b = buffers_; b != nullptr; b = b->next) {
+    WriteBufferLocked(b, /*partial=*/b != t_buffer);
+    if (b == t_buffer) {
+      b->enc.Reset();
+      b->committed.store(b->enc.size(), std::memory_order_release);
+    }
+  }
   ResolvePendingLocked();
   logfmt::Event e;
   e.type = logfmt::RecordType::kRunEnd;
-  Put(e);
-  FlushLocked();
-  if (!pending_sites_.empty() || !pending_stacks_.empty()) FlushLocked();
+  e.seq = NextSeq();
+  PutDefLocked(e);
+  FlushDefsLocked();
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
+  closed_ = true;
   enabled_.store(false);
 }
 
-// Fork: the child must not inherit a half-used mutex or the parent's unwritten block.
+// Fork: the child must not inherit a half-used mutex. Other threads are outside lockgraph here
+// (runtime BeforeFork), so their buffers are not being written.
 void Recorder::BeforeFork() {
-  if (enabled()) mu_.lock();
+  if (!enabled()) return;
+  mu_.lock();
+  state_mu_.lock();
 }
 
 void Recorder::AfterForkParent() {
-  if (enabled()) mu_.unlock();
+  if (!enabled()) return;
+  state_mu_.unlock();
+  mu_.unlock();
 }
 
 void Recorder::AfterForkChild() {
   if (!enabled()) return;
   new (&mu_) std::mutex;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (fd_ >= 0) close(fd_);
-  fd_ = -1;
-  pending_sites_.clear();
-  pending_stacks_.clear();
-  sites_.clear();
-  block_number_ = 0;
-  encoder_->Reset();
-  open_pending_ = true;
-  // The child's log starts with what the child inherited: classes, context names, live lock
-  // instances, and the locks its only thread holds. They wait in the block buffer until the
-  // child records its first event of its own (OpenDeferredLocked).
-  writing_snapshot_ = true;
-  for (const ClassDef& c : classes_) {
-    logfmt::Event e;
-    e.type = logfmt::RecordType::kClassDef;
-    e.class_id = c.cls;
-    e.subclass = c.subclass;
-    e.text = c.identity;
-    e.text2 = c.name;
-    Put(e);
+  new (&state_mu_) std::mutex;
+  RecordBuffer* me = t_buffer;
+  const ThreadKey key =
+      me != nullptr ? me->key
+                    : (tls.record && tls.record->state ? tls.record->state->key() : 0);
+  std::vector<AcquireRequest> held;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    closed_ = false;
+    write_failed_ = false;
+    pending_sites_.clear();
+    pending_stacks_.clear();
+    sites_.clear();
+    block_number_ = 0;
+    defs_->Reset();
+    // The other threads do not exist here; their unwritten events are the parent's.
+    for (RecordBuffer* b = buffers_; b != nullptr;) {
+      RecordBuffer* next = b->next;
+      if (b != me) {
+        b->next = free_;
+        free_ = b;
+      }
+      b = next;
+    }
+    buffers_ = me;
+    if (me != nullptr) {
+      held = me->held;
+      me->next = nullptr;
+      me->Reset(key);  // the unwritten block is the parent's
+    }
+    open_pending_.store(true, std::memory_order_relaxed);
+    // The child's log starts with what the child inherited: classes, context names, live lock
+    // instances, and the locks its only thread holds. They wait in the buffers until the child
+    // records its first event of its own.
+    for (const ClassDef& c : classes_) {
+      logfmt::Event e;
+      e.type = logfmt::RecordType::kClassDef;
+      e.class_id = c.cls;
+      e.subclass = c.subclass;
+      e.text = c.identity;
+      e.text2 = c.name;
+      PutDefLocked(e);
+    }
+    for (const auto& [ctx, name] : contexts_) {
+      logfmt::Event e;
+      e.type = logfmt::RecordType::kContextName;
+      e.context = ctx;
+      e.text = name;
+      PutDefLocked(e);
+    }
   }
-  for (const auto& [ctx, name] : contexts_) {
-    logfmt::Event e;
-    e.type = logfmt::RecordType::kContextName;
-    e.context = ctx;
-    e.text = name;
-    Put(e);
-  }
-  const ThreadKey me = tls.record && tls.record->state ? tls.record->state->key() : 0;
+  RecordBuffer* b = Buffer(key);
+  if (b == nullptr) return;
+  t_snapshot = true;
   for (const auto& [lock_id, cls] : instances_) {
     logfmt::Event e;
     e.type = logfmt::RecordType::kLockInit;
-    e.thread = me;
+    e.seq = NextSeq();
+    e.thread = key;
     e.lock = lock_id;
     e.class_id = cls;
-    Put(e);
+    Put(b, e);
   }
-  std::vector<AcquireRequest> mine;
-  if (auto it = held_.find(me); it != held_.end()) mine = it->second;
-  held_.clear();
-  held_[me] = mine;
-  for (const AcquireRequest& r : mine) {
+  for (const AcquireRequest& r : held) {
+    b->held.push_back(r);
     logfmt::Event e;
     e.type = logfmt::RecordType::kAcquire;
-    e.thread = me;
+    e.seq = NextSeq();
+    e.thread = key;
     e.lock = r.lock;
     e.mode = r.mode;
     e.trylock = r.trylock;
@@ -548,9 +727,9 @@ void Recorder::AfterForkChild() {
     e.nest_lock = r.nest_lock;
     e.ip = r.ip;
     e.stack = r.stack;
-    Put(e);
+    Put(b, e);
   }
-  writing_snapshot_ = false;
+  t_snapshot = false;
 }
 
 }  // namespace lockgraph::runtime_internal

@@ -1,7 +1,11 @@
 // The lock-log recorder (--record): engine events encoded with the log_format codec into
-// CRC-checked blocks, one file per process. One process-wide buffer under a mutex keeps the file
-// in the order the engine saw the events (so no sequence stamps); a block is written with one
-// write(2) when full, so kill -9 loses at most the block being filled.
+// CRC-checked blocks, one file per process.
+//
+// Each thread fills its own block buffer without a lock; every event is stamped from one
+// process-wide counter (an atomic increment), so the analyzer replays the threads' blocks merged
+// in the order the events happened. A full buffer is sealed and written with one write(2) under
+// the recorder's mutex (once per block, not per event), after the definitions (classes, stacks,
+// call sites) it refers to, so kill -9 loses at most the blocks being filled.
 #ifndef LOCKGRAPH_RUNTIME_RECORDER_H_
 #define LOCKGRAPH_RUNTIME_RECORDER_H_
 
@@ -21,6 +25,8 @@
 #include "symbolize.h"
 
 namespace lockgraph::runtime_internal {
+
+struct RecordBuffer;  // one thread's block buffer (recorder.cpp)
 
 class Recorder {
  public:
@@ -43,7 +49,7 @@ class Recorder {
   void ContextNamed(ContextId context, std::string_view name);
   void StackDefined(StackId id, const std::uint64_t* frames, int count);
 
-  // Events of the calling thread.
+  // Events of the calling thread (`t` is the calling thread's state).
   void ThreadStart(const ThreadState& thread);
   void ThreadExit(const ThreadState& thread);
   void LockInit(const ThreadState& t, LockId lock, ClassId cls, std::uint64_t ip);
@@ -59,42 +65,61 @@ class Recorder {
   void EnableContext(const ThreadState& t, ContextId context);
   void SetDisabledMask(const ThreadState& t, ContextMask mask);
 
-  // Flushes everything buffered and writes kRunEnd (normal exit); Abandon() flushes without it.
+  // Flushes everything buffered (every thread's buffer up to its last complete record) and
+  // writes kRunEnd; recording stops.
   void Finish();
   void BeforeFork();
   void AfterForkParent();
   void AfterForkChild();
 
  private:
-  void Put(logfmt::Event& event);     // requires mu_
-  void FlushLocked();
+  RecordBuffer* Buffer(ThreadKey key);            // the calling thread's buffer
+  RecordBuffer* NewBuffer(ThreadKey key);
+  void Put(RecordBuffer* b, logfmt::Event& event);
+  void NoteSite(RecordBuffer* b, std::uint64_t ip);
+  void FlushBuffer(RecordBuffer* b);               // takes mu_
+  void WriteBufferLocked(RecordBuffer* b, bool partial);
+  void PutDefLocked(logfmt::Event& event);
+  void FlushDefsLocked();
   void ResolvePendingLocked();
+  void WriteLocked(std::span<const std::uint8_t> bytes);
   void WriteHeaderLocked();
   void OpenLocked(bool root);
-  void OpenDeferredLocked();
+  void OpenPendingSlow();
   std::string FileName(bool root, int attempt) const;
+  std::uint64_t NextSeq() { return seq_.fetch_add(1, std::memory_order_relaxed) + 1; }
 
   std::atomic<bool> enabled_{false};
-  std::mutex mu_;
-  std::string base_path_;    // FILE, or DIR in directory mode
+  std::atomic<bool> open_pending_{false};  // forked child: the log is created at its first event
+  std::atomic<std::uint64_t> seq_{0};
+  std::mutex mu_;  // the file, the definitions buffer, the registry of thread buffers
+  std::string base_path_;  // FILE, or DIR in directory mode
   bool directory_mode_ = false;
   std::string path_;
   int fd_ = -1;
   int pid_ = 0;
-  const ReportSymbolizer* symbolizer_ = nullptr;
-  std::vector<std::uint8_t> buffer_;
-  std::unique_ptr<logfmt::BlockEncoder> encoder_;
-  std::uint32_t block_number_ = 0;
+  bool closed_ = false;
   bool write_failed_ = false;
-  bool open_pending_ = false;     // forked child: the log is created at its first event
-  bool writing_snapshot_ = false; // forked child: buffering what it inherited
+  const ReportSymbolizer* symbolizer_ = nullptr;
+  std::uint32_t block_number_ = 0;
+
+  // Definitions (classes, context names, stacks, call sites): a block of their own, written
+  // before any thread block that may refer to them.
+  std::vector<std::uint8_t> defs_buffer_;
+  std::unique_ptr<logfmt::BlockEncoder> defs_;
+
+  // Thread buffers: a registry for Finish and fork; a reused buffer of an exited thread.
+  RecordBuffer* buffers_ = nullptr;
+  RecordBuffer* free_ = nullptr;
 
   // Raw stacks and call sites waiting to be symbolized (outside the engine's locks).
   std::vector<std::pair<StackId, std::vector<std::uint64_t>>> pending_stacks_;
   std::vector<std::uint64_t> pending_sites_;
   std::unordered_set<std::uint64_t> sites_;
 
-  // What a forked child's log must repeat: definitions, live instances, the forker's held locks.
+  // What a forked child's log must repeat: definitions and live instances (the forker's held
+  // locks are in its buffer). Init, destroy and set-class are not the steady state; they update
+  // this table under state_mu_.
   struct ClassDef {
     ClassId cls;
     std::uint8_t subclass;
@@ -102,8 +127,8 @@ class Recorder {
   };
   std::vector<ClassDef> classes_;
   std::unordered_map<ContextId, std::string> contexts_;
+  std::mutex state_mu_;
   std::unordered_map<LockId, ClassId> instances_;
-  std::unordered_map<ThreadKey, std::vector<AcquireRequest>> held_;
 };
 
 }  // namespace lockgraph::runtime_internal

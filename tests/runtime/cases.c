@@ -673,6 +673,21 @@ static void many_short_lived_locks_ok(void) {
 }
 
 /* Records many events, then dies by SIGKILL: no exit handler, no flush. */
+/* Recording while threads are still locking at exit: two workers take lock_a then lock_b in a
+ * loop (main's order too) and are still running when main returns; each thread's complete
+ * records must reach the log. */
+static void *order_worker(void *arg) {
+  (void)arg;
+  for (;;) lock2(&lock_a, &lock_b);
+  return NULL;
+}
+static void threads_running_at_exit_ok(void) {
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, order_worker, NULL);
+  usleep(200 * 1000);
+  take_ab();
+}
+
 static void killed_after_locks(void) {
   for (int i = 0; i < 100000; i++) lock2(&lock_a, &lock_b);
   kill(getpid(), SIGKILL);
@@ -713,6 +728,7 @@ static const struct entry entries[] = {
     E(signal_inconsistent), E(signal_inconsistent_blocked_ok), E(signal_safe_to_unsafe),
     E(signal_safe_to_unsafe_blocked_ok), E(signal_irq_inversion), E(signal_no_handler_ok), E(signal_bsd_inconsistent),
     E(fork_ok), E(fork_child_abba), E(many_short_lived_locks_ok), E(killed_after_locks),
+    E(threads_running_at_exit_ok),
     E(malloc_threads_ok), E(use_after_destroy), E(destroy_reinit_ok), E(bad_unlock_two_classes),
     E(sigsuspend_handler_ok), E(pselect_handler_ok), E(ppoll_handler_ok), E(epoll_pwait_handler_ok),
     E(sigsuspend_handler_then_unblocked), E(sigwait_family_ok), E(signal_resethand_ok),

@@ -753,6 +753,26 @@ TEST(LockgraphRun, RecordDirWritesOneLogPerProcessNamedAfterTheProgram) {
   std::filesystem::remove_all(dir);
 }
 
+// Per-thread buffers: threads still locking when the program exits have their complete records
+// written at exit, the log decodes without errors, and replaying it (events merged across the
+// threads by sequence number) is as clean as the live run.
+TEST(LockgraphRun, RecordWithThreadsRunningAtExitIsCompleteAndReplaysClean) {
+  const std::string log = TempPath("threads") + ".lglog";
+  RunResult r = RunCli({"--record", log, "--", LG_CASES, "threads_running_at_exit_ok"});
+  EXPECT_EQ(r.exit_code, 0) << Shown(r);
+  EXPECT_THAT(r.err, Not(HasSubstr("WARNING"))) << Shown(r);
+  LogSummary s = Summarize(ReadFile(log));
+  EXPECT_TRUE(s.header_ok);
+  EXPECT_EQ(s.errors, 0);
+  EXPECT_EQ(s.ends, 1);
+  EXPECT_GT(s.acquires, 1000);
+  RunResult analyzed = RunProgram({LG_CLI, "analyze", log});
+  EXPECT_EQ(analyzed.exit_code, 0) << Shown(analyzed);
+  EXPECT_THAT(analyzed.out, Not(HasSubstr("WARNING"))) << Shown(analyzed);
+  EXPECT_THAT(analyzed.err, Not(HasSubstr("error"))) << Shown(analyzed);
+  unlink(log.c_str());
+}
+
 TEST(LockgraphRun, RecordSurvivesKillUpToTheLastCompleteBlock) {
   const std::string log = TempPath("kill") + ".lglog";
   // Many events, then SIGKILL: no exit handler runs, the block being filled is lost.

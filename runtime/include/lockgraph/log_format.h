@@ -190,6 +190,13 @@ class BlockEncoder {
   std::uint64_t prev_ip_ = 0;
 };
 
+// Seals a block laid out as a BlockEncoder lays it out (16 header bytes, then the payload, `size`
+// bytes in all, size > kBlockHeaderSize): writes the magic, length, number and CRC into the
+// header. For a copy of an encoder's complete records (a recorder flushing another thread's
+// buffer at exit).
+std::span<const std::uint8_t> SealBlock(std::uint8_t* block, std::size_t size,
+                                        std::uint32_t block_number);
+
 // A framed block found in a file.
 struct BlockView {
   std::uint64_t offset = 0;          // absolute offset of the block header

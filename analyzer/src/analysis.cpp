@@ -1,7 +1,6 @@
 // The analysis driver: load in parallel, replay in input order, classify findings.
 #include "analysis.h"
 
-#include <fnmatch.h>
 #include <time.h>
 
 #include <algorithm>
@@ -29,152 +28,7 @@ class CollectingSink : public FindingSink {
   std::string turned_off;
 };
 
-bool Glob(const std::string& pattern, const std::string& s) {
-  return fnmatch(pattern.c_str(), s.c_str(), 0) == 0;
-}
-
-bool Matches(const Suppression& s, const Finding& f) {
-  if (!Glob(s.kind, std::string(FindingKindId(f.kind)))) return false;
-  if (!s.fingerprint.empty() && s.fingerprint != f.fingerprint) return false;
-  for (const auto& pattern : s.classes) {
-    bool any = false;
-    for (const auto& c : f.classes) any = any || Glob(pattern, c);
-    if (!any) return false;
-  }
-  return true;
-}
-
-// Splits a line into key=value words (values may be double-quoted); '#' starts a comment.
-bool SplitKeyValues(const std::string& line, std::vector<std::pair<std::string, std::string>>* out,
-                    std::string* error) {
-  std::size_t i = 0;
-  while (i < line.size()) {
-    if (line[i] == ' ' || line[i] == '\t' || line[i] == '\r') {
-      ++i;
-      continue;
-    }
-    if (line[i] == '#') break;
-    std::size_t eq = line.find('=', i);
-    std::size_t blank = line.find_first_of(" \t", i);
-    if (eq == std::string::npos || (blank != std::string::npos && blank < eq)) {
-      *error = "expected key=value at column " + std::to_string(i + 1);
-      return false;
-    }
-    std::string key = line.substr(i, eq - i);
-    i = eq + 1;
-    std::string value;
-    if (i < line.size() && line[i] == '"') {
-      ++i;
-      bool closed = false;
-      while (i < line.size()) {
-        char c = line[i++];
-        if (c == '"') {
-          closed = true;
-          break;
-        }
-        if (c == '\\' && i < line.size()) c = line[i++];
-        value.push_back(c);
-      }
-      if (!closed) {
-        *error = "unterminated quoted value for '" + key + "'";
-        return false;
-      }
-    } else {
-      while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') value.push_back(line[i++]);
-    }
-    out->emplace_back(std::move(key), std::move(value));
-  }
-  return true;
-}
-
 }  // namespace
-
-bool ReadSuppressions(const std::string& path, std::vector<Suppression>* out,
-                      std::vector<InputError>* errors) {
-  std::ifstream in(path);
-  if (!in) {
-    errors->push_back({path, 0, 0, false, "cannot open suppressions file"});
-    return false;
-  }
-  bool ok = true;
-  std::string line;
-  std::uint64_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    std::vector<std::pair<std::string, std::string>> kv;
-    std::string error;
-    if (!SplitKeyValues(line, &kv, &error)) {
-      errors->push_back({path, 0, n, false, error});
-      ok = false;
-      continue;
-    }
-    if (kv.empty()) continue;
-    Suppression s;
-    s.file = path;
-    s.line = n;
-    bool selective = false;
-    for (auto& [key, value] : kv) {
-      if (key == "kind") {
-        FindingKind k;
-        bool glob = value.find_first_of("*?[") != std::string::npos;
-        if (!glob && !ParseFindingKindId(value, &k)) {
-          error = "unknown finding kind '" + value + "'";
-          break;
-        }
-        s.kind = value;
-        selective = true;
-      } else if (key == "class") {
-        s.classes.push_back(value);
-        selective = true;
-      } else if (key == "fingerprint") {
-        s.fingerprint = value;
-        selective = true;
-      } else if (key == "reason") {
-        s.reason = value;
-      } else {
-        error = "unknown suppression key '" + key + "' (kind, class, fingerprint, reason)";
-        break;
-      }
-    }
-    if (error.empty() && s.reason.empty()) error = "suppression without reason=\"...\"";
-    if (error.empty() && !selective)
-      error = "suppression matches every finding; give kind=, class= or fingerprint=";
-    if (!error.empty()) {
-      errors->push_back({path, 0, n, false, error});
-      ok = false;
-      continue;
-    }
-    out->push_back(std::move(s));
-  }
-  return ok;
-}
-
-bool ReadBaseline(const std::string& path, std::set<std::string>* fingerprints,
-                  std::vector<InputError>* errors) {
-  std::ifstream in(path);
-  if (!in) {
-    errors->push_back({path, 0, 0, false, "cannot open baseline file"});
-    return false;
-  }
-  std::string line;
-  std::uint64_t n = 0;
-  bool ok = true;
-  while (std::getline(in, line)) {
-    ++n;
-    std::size_t start = line.find_first_not_of(" \t\r");
-    if (start == std::string::npos || line[start] == '#') continue;
-    std::size_t end = line.find_first_of(" \t\r", start);
-    std::string fp = line.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    bool hex = fp.size() == 16 && fp.find_first_not_of("0123456789abcdef") == std::string::npos;
-    if (!hex) {
-      errors->push_back({path, 0, n, false, "expected a 16-digit fingerprint, got '" + fp + "'"});
-      ok = false;
-      continue;
-    }
-    fingerprints->insert(fp);
-  }
-  return ok;
-}
 
 std::size_t Analysis::CountNew() const {
   std::size_t n = 0;
@@ -546,7 +400,7 @@ bool Analyze(const AnalyzeOptions& options, Analysis* a) {
     af.report = FormatReport(af.finding, a->symbolizer);
     if (options.suppressions) {
       for (auto& s : *options.suppressions) {
-        if (Matches(s, af.finding)) {
+        if (SuppressionMatches(s, af.finding)) {
           ++s.uses;
           if (!af.suppression) af.suppression = &s;
         }

@@ -13,26 +13,9 @@
 #include "lockgraph/finding.h"
 #include "log_reader.h"
 #include "replay.h"
+#include "suppressions.h"
 
 namespace lockgraph::analyzer {
-
-// One suppression entry (docs/analyzer.md, "Suppressions").
-struct Suppression {
-  std::string kind = "*";                 // glob over FindingKindId()
-  std::vector<std::string> classes;       // each glob must match one of the finding's classes
-  std::string fingerprint;                // exact, optional
-  std::string reason;                     // required
-  std::string file;
-  std::uint64_t line = 0;
-  std::uint64_t uses = 0;
-};
-
-// Parses a suppressions file; false (with errors naming file:line) on any bad entry.
-bool ReadSuppressions(const std::string& path, std::vector<Suppression>* out,
-                      std::vector<InputError>* errors);
-// Parses a baseline file (fingerprints); false with an error when unreadable or malformed.
-bool ReadBaseline(const std::string& path, std::set<std::string>* fingerprints,
-                  std::vector<InputError>* errors);
 
 enum class FindingStatus { kNew, kBaselined, kSuppressed };
 

@@ -12,6 +12,7 @@ packages=(
   libunwind-dev libdw-dev zlib1g-dev
   graphviz valgrind
   libjemalloc2
+  python3
 )
 
 missing=()

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -181,6 +182,35 @@ class JsonBuilder {
   const Analysis& a_;
   const LogSymbolizer& sym_;
 };
+
+// A path as a URI reference: bytes other than RFC 3986's unreserved and path characters (spaces,
+// '#', '?', '%', '[', non-ASCII ...) are %-encoded; the "file://" prefix of an absolute path stays.
+std::string UriEscape(const std::string& path) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  std::size_t start = 0;
+  if (path.rfind("file://", 0) == 0) {
+    out = "file://";
+    start = 7;
+  }
+  // In a relative reference a ':' before the first '/' would read as a scheme: encode it there.
+  bool first_segment = start == 0;
+  for (std::size_t i = start; i < path.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(path[i]);
+    if (c == '/') first_segment = false;
+    const bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                       (c == ':' && !first_segment) ||
+                       std::strchr("-._~!$&'()*+,;=@/", c) != nullptr;
+    if (plain && c != 0) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
 
 std::string XmlEscape(const std::string& s) {
   std::string out;
@@ -389,7 +419,9 @@ std::string RenderSarif(const Analysis& a, const OutputOptions& o) {
   }
   while (root_dir.size() > 1 && root_dir.back() == '/') root_dir.pop_back();
   SourceIndex sources(root_dir);
-  auto SarifUri = [&sources](const std::string& file, const std::string&) { return sources.Uri(file); };
+  auto SarifUri = [&sources](const std::string& file, const std::string&) {
+    return UriEscape(sources.Uri(file));
+  };
 
   ordered_json rules = ordered_json::array();
   for (int k = 0; k < kFindingKinds; ++k) {

@@ -367,4 +367,68 @@ TEST_F(AnalyzeCli, GraphHighlightsTheCycle) {
   }
 }
 
+TEST_F(AnalyzeCli, GraphHighlightsOnlyFindingsAndTheIrqPath) {
+  // A is taken in hardirq context, then A -> B with hardirqs off, then B with hardirqs on.
+  WriteFile(dir_ / "irq.txt",
+            "lockgraph-text 1\n"
+            "enter t1 hardirq\nacquire t1 A\nrelease t1 A\nleave t1 hardirq\n"
+            "disable t1 hardirq\nacquire t1 A\nacquire t1 B\nrelease t1 B\nrelease t1 A\n"
+            "enable t1 hardirq\nacquire t1 B\nrelease t1 B\n"
+            "acquire t1 C\nacquire t1 D\nrelease t1 D\nrelease t1 C\n");
+  Result r = Run("graph irq.txt");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  // The A -> B edge of the irq path is drawn in colour; C -> D is not.
+  std::size_t ab = r.out.find("c0 -> c1 [");
+  ASSERT_NE(ab, std::string::npos) << r.out;
+  EXPECT_NE(r.out.substr(ab, r.out.find('\n', ab) - ab).find("penwidth=2.5"), std::string::npos)
+      << r.out;
+  std::size_t cd = r.out.find("c2 -> c3 [");
+  ASSERT_NE(cd, std::string::npos) << r.out;
+  EXPECT_EQ(r.out.substr(cd, r.out.find('\n', cd) - cd).find("penwidth"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("#1 possible irq lock inversion dependency detected: A, B"), std::string::npos)
+      << r.out;
+  // --only-findings leaves C and D out.
+  Result only = Run("graph --only-findings irq.txt");
+  EXPECT_EQ(only.exit_code, 1);
+  EXPECT_EQ(only.out.find("label=\"C\""), std::string::npos) << only.out;
+  EXPECT_NE(only.out.find("label=\"A\""), std::string::npos) << only.out;
+  // A clean graph: exit 0, nothing in colour; an unreadable input: exit 2.
+  Result clean = Run("graph " + Scenario("clean.txt"));
+  EXPECT_EQ(clean.exit_code, 0) << clean.err;
+  EXPECT_EQ(clean.out.find("penwidth"), std::string::npos) << clean.out;
+  EXPECT_EQ(Run("graph nothere.lglog").exit_code, 2);
+  if (std::system("command -v dot >/dev/null 2>&1") == 0) {
+    Result svg = Run("graph --format svg -o g.svg irq.txt");
+    EXPECT_EQ(svg.exit_code, 1) << svg.err;
+    std::string text = ReadFile(dir_ / "g.svg");
+    EXPECT_NE(text.find("stroke=\"red\""), std::string::npos) << text;
+  }
+}
+
+// The progress bar appears on a terminal (a pty made by script(1)), is erased before the
+// summary, and never appears when stderr is not a terminal or with --no-progress.
+TEST_F(AnalyzeCli, ProgressBarOnlyOnATerminal) {
+  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no script(1)";
+  std::string log = BigAbbaText(40000);
+  WriteFile(dir_ / "big.txt", log);
+  ASSERT_EQ(Run("convert big.txt -o big.lglog").exit_code, 0);
+  auto on_pty = [&](const std::string& args) {
+    std::string cmd = "cd '" + dir_.string() + "' && TERM=xterm script -qfec \"'" + kLockgraph +
+                      "' " + args + "\" pty.out >/dev/null 2>&1";
+    int status = std::system(cmd.c_str());
+    EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 1) << args;
+    return ReadFile(dir_ / "pty.out");
+  };
+  std::string tty = on_pty("analyze big.lglog");
+  EXPECT_NE(tty.find("analyzing ["), std::string::npos) << tty;
+  std::size_t erase = tty.rfind("\r\033[K");
+  ASSERT_NE(erase, std::string::npos) << tty;
+  EXPECT_LT(erase, tty.find("lockgraph: 1 new finding")) << tty;
+  EXPECT_EQ(on_pty("analyze --no-progress big.lglog").find("analyzing ["), std::string::npos);
+  Result piped = Run("analyze big.lglog");
+  EXPECT_EQ(piped.exit_code, 1);
+  EXPECT_EQ(piped.err.find("analyzing ["), std::string::npos) << piped.err;
+}
+
 }  // namespace

@@ -1203,7 +1203,7 @@ LG_EXPORT pid_t fork(void) {
 
 // _exit skips atexit: flush the lock log here, unless this is a vfork child (it shares the
 // parent's memory, and the recorder's state is the parent's).
-LG_EXPORT [[noreturn]] void _exit(int status) {
+LG_EXPORT __attribute__((noreturn)) void _exit(int status) {  // GNU spelling: clang rejects [[...]] here
   if (tls.guard == 0) {
     HookScope scope;
     if (scope.active()) {

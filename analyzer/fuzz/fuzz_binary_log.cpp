@@ -51,6 +51,9 @@ void CheckFastDecoder(const BlockView& block) {
   lockgraph::analyzer::DecodeBlockGeneric(block, &generic, &e2);
   if (e1.message != e2.message || e1.offset != e2.offset) std::abort();
   if (fast.events != generic.events || fast.records_seen != generic.records_seen) std::abort();
+  if (fast.first_seq != generic.first_seq || fast.last_seq != generic.last_seq ||
+      fast.seq_sorted != generic.seq_sorted)
+    std::abort();
   if (fast.nests != generic.nests || fast.names != generic.names) std::abort();
   if (fast.classes.size() != generic.classes.size() || fast.stacks != generic.stacks) std::abort();
   // Compare the events with the thread each one acts on; switches themselves are framing (the

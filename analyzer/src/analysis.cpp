@@ -114,6 +114,9 @@ class LogChannel {
     cv_.notify_all();
     return b;
   }
+  // Decoder: the blocks' stamps are not in file order (the replay must be redone).
+  void SetOutOfOrder() { out_of_order_.store(true, std::memory_order_relaxed); }
+  bool out_of_order() const { return out_of_order_.load(std::memory_order_relaxed); }
   void WaitFinished() {
     std::unique_lock<std::mutex> g(mu_);
     cv_.wait(g, [this] { return finished_; });
@@ -124,11 +127,13 @@ class LogChannel {
   std::condition_variable cv_;
   std::deque<std::unique_ptr<DecodedBlock>> queue_;
   bool started_ = false, finished_ = false, fast_ = false;
+  std::atomic<bool> out_of_order_{false};
 };
 
 // A binary log through the pipeline: the same checks and messages as the first pass of
-// LoadLog, each block decoded once. A log whose blocks carry sequence numbers is loaded whole
-// instead (its events are replayed in merged order, which needs every block).
+// LoadLog, each block decoded once. A log whose blocks carry sequence numbers streams too while
+// its blocks' stamps follow each other in file order; otherwise the channel is marked out of
+// order and the analysis is redone in two passes (merged order needs every block).
 void StreamBinaryLog(LoadedLog* log, LogChannel* ch, BlockPool* pool, Progress* progress) {
   auto bytes = log->file.bytes();
   logfmt::BinaryScanner scan(bytes);
@@ -142,7 +147,8 @@ void StreamBinaryLog(LoadedLog* log, LogChannel* ch, BlockPool* pool, Progress* 
       return;
     }
   }
-  bool any_seq = false, any_plain = false, started = false;
+  bool any_seq = false, any_plain = false, started = false, have_last_seq = false;
+  std::uint64_t last_seq = 0;
   std::vector<std::uint32_t> numbers;
   logfmt::BlockView block;
   std::uint64_t last_offset = scan.offset();
@@ -157,18 +163,17 @@ void StreamBinaryLog(LoadedLog* log, LogChannel* ch, BlockPool* pool, Progress* 
     auto b = pool->Get();
     DecodeBlock(block, b.get(), &err);
     if (!started) {
-      if (b->has_seq) {
-        // Stamped: start again with the whole-file first pass.
-        pool->Put(std::move(b));
-        log->errors.clear();
-        log->damaged_blocks = 0;
-        log->header = {};
-        LoadOpenedLog(log, progress);
-        ch->Finish();
-        return;
-      }
       ch->Start(true);
       started = true;
+    }
+    // Stamped blocks replay in merged stamp order. When each block's stamps follow the previous
+    // block's (a single-threaded program, or threads that took turns), that is file order;
+    // otherwise the pipeline's file-order replay is wrong and the analysis is redone in two
+    // passes.
+    if (b->has_seq && b->events > 0) {
+      if (!b->seq_sorted || (have_last_seq && b->first_seq < last_seq)) ch->SetOutOfOrder();
+      last_seq = b->last_seq;
+      have_last_seq = true;
     }
     if (!err.message.empty()) {
       ++log->damaged_blocks;
@@ -193,7 +198,7 @@ void StreamBinaryLog(LoadedLog* log, LogChannel* ch, BlockPool* pool, Progress* 
     AddLogError(log, {log->path, 0, 0, false,
                       "mixes blocks with and without sequence numbers; replaying in file order"});
   }
-  log->has_seq = false;
+  log->has_seq = any_seq && !any_plain;
   if (!numbers.empty() && log->damaged_blocks == 0) {
     std::sort(numbers.begin(), numbers.end());
     numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
@@ -319,6 +324,12 @@ bool AnalyzePipelined(const AnalyzeOptions& options, const std::vector<std::stri
       BlockReplayer r(a->engine.get(), log, next_run, &entered);
       std::uint64_t since = 0;
       while (auto b = ch.Pop()) {
+        if (failed || ch.out_of_order()) {
+          // The result will be thrown away: only drain the decoder.
+          failed = true;
+          pool.Put(std::move(b));
+          continue;
+        }
         r.Replay(*b);
         since += b->events;
         if (since >= (1u << 16)) {
@@ -329,7 +340,7 @@ bool AnalyzePipelined(const AnalyzeOptions& options, const std::vector<std::stri
       }
       progress->Add(0, since);
       a->events += r.events();
-      failed = failed || r.speculation_failed();
+      failed = failed || r.speculation_failed() || ch.out_of_order();
     }
     // The decoder has finished with the log: its counters and tables are complete.
     for (auto& e : log->errors) a->errors.push_back(e);

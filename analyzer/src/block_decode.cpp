@@ -28,6 +28,8 @@ void DecodedBlock::Clear() {
   lock_names.clear();
   events = records_seen = 0;
   has_seq = end = false;
+  first_seq = last_seq = 0;
+  seq_sorted = true;
   bytes = 0;
 }
 
@@ -181,7 +183,7 @@ bool DecodeFast(const logfmt::BlockView& block, DecodedBlock* out) {
   const bool seq = flags & 1u;
   out->has_seq = seq;
   bool have_thread = false;
-  std::uint64_t prev_lock = 0, prev_ip = 0, ignored = 0;
+  std::uint64_t prev_lock = 0, prev_ip = 0, prev_seq = 0, stamped = 0;
   out->Reserve(payload.size() / 3 + 16);
   while (c.p < c.end) {
     const std::uint8_t tag = *c.p++;
@@ -195,9 +197,14 @@ bool DecodeFast(const logfmt::BlockView& block, DecodedBlock* out) {
       r.x = tid;
       continue;
     }
-    if (seq && !IsDefinitionTag(tag) && tag >= 0x02 && tag <= logfmt::kMaxRecordType &&
-        !c.Varint(&ignored))
-      return false;
+    if (seq && !IsDefinitionTag(tag) && tag >= 0x02 && tag <= logfmt::kMaxRecordType) {
+      const std::uint64_t before = prev_seq;
+      if (!c.Delta(&prev_seq)) return false;
+      if (stamped == 0) out->first_seq = prev_seq;
+      else if (prev_seq < before) out->seq_sorted = false;
+      out->last_seq = prev_seq;
+      ++stamped;
+    }
     if (tag == 0x0a) {  // acquire
       if (!have_thread) return false;
       std::uint8_t f;
@@ -355,7 +362,14 @@ void DecodeBlockGeneric(const logfmt::BlockView& block, DecodedBlock* out,
   logfmt::Event e;
   ThreadKey thread = 0;
   bool have_thread = false;
+  std::uint64_t stamped = 0;
   while (dec.Next(&e, error)) {
+    if (dec.has_seq() && !logfmt::IsDefinition(e.type)) {
+      if (stamped == 0) out->first_seq = e.seq;
+      else if (e.seq < out->last_seq) out->seq_sorted = false;
+      out->last_seq = e.seq;
+      ++stamped;
+    }
     // The codec hides thread switches; make them explicit where the thread changes.
     if (logfmt::IsThreadBound(e.type) && (!have_thread || e.thread != thread)) {
       CompactRecord& r = out->Add();

@@ -65,6 +65,11 @@ struct DecodedBlock {
   std::uint64_t events = 0;   // replayable events (definitions and thread switches not counted)
   std::uint64_t records_seen = 0;  // every record but thread switches
   bool has_seq = false;
+  // Sequence stamps of the block's events (has_seq): the first and the last, and whether they
+  // never decrease inside the block. Then a file whose blocks follow each other in stamp order
+  // replays in file order.
+  std::uint64_t first_seq = 0, last_seq = 0;
+  bool seq_sorted = true;
   bool end = false;           // an `end` record was seen
   std::uint64_t bytes = 0;    // the block's size in the file, header included
 

@@ -9,7 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   llvm-14-dev libclang-14-dev clang-14 libclang-rt-14-dev
   libcli11-dev nlohmann-json3-dev
-  libunwind-dev libdw-dev zlib1g-dev
+  libunwind-dev libdw-dev zlib1g-dev libelf-dev liblzma-dev libbz2-dev file
   graphviz valgrind
   libjemalloc2
   python3

@@ -1,9 +1,11 @@
-# lockgraph_instrument(<target> [CONFIG <file>...] [OPTIONS <tool options>...])
+# lockgraph_instrument(<target> [STATIC] [CONFIG <file>...] [OPTIONS <tool options>...])
 #
 # Builds <target> from instrumented copies of its C and C++ sources: at build time each source is
 # run through lockgraph-instrument (with the target's include directories, definitions and language
 # standard) into ${CMAKE_CURRENT_BINARY_DIR}/lockgraph-instrumented/<target>/, and the target
-# compiles those copies instead and links lockgraph::runtime. The original files are never written.
+# compiles those copies instead and links lockgraph::runtime (with STATIC: lockgraph::runtime_static,
+# liblockgraph.a without the pthread interposers, for a program linked with -static). The original
+# files are never written.
 #
 #   add_executable(server server.c lru.c)
 #   lockgraph_instrument(server CONFIG ${CMAKE_CURRENT_SOURCE_DIR}/kernel.conf)
@@ -11,13 +13,16 @@
 # The instrumented copy is remade when its source, the config or the tool changes; a change to a
 # header only is not seen (touch the source, or rebuild clean).
 function(lockgraph_instrument target)
-  cmake_parse_arguments(ARG "" "" "CONFIG;OPTIONS" ${ARGN})
+  cmake_parse_arguments(ARG "STATIC" "" "CONFIG;OPTIONS" ${ARGN})
   if(NOT TARGET ${target})
     message(FATAL_ERROR "lockgraph_instrument: '${target}' is not a target")
   endif()
   if(TARGET lockgraph-instrument)
     set(tool $<TARGET_FILE:lockgraph-instrument>)
     set(tool_dep lockgraph-instrument)
+  elseif(TARGET lockgraph::instrument)  # from an installed lockgraph's package
+    set(tool $<TARGET_FILE:lockgraph::instrument>)
+    set(tool_dep lockgraph::instrument)
   else()
     find_program(LOCKGRAPH_INSTRUMENT_EXECUTABLE lockgraph-instrument)
     if(NOT LOCKGRAPH_INSTRUMENT_EXECUTABLE)
@@ -27,8 +32,12 @@ function(lockgraph_instrument target)
     set(tool ${LOCKGRAPH_INSTRUMENT_EXECUTABLE})
     set(tool_dep ${LOCKGRAPH_INSTRUMENT_EXECUTABLE})
   endif()
-  if(NOT TARGET lockgraph::runtime)
-    message(FATAL_ERROR "lockgraph_instrument: target lockgraph::runtime not found; instrumented "
+  set(runtime lockgraph::runtime)
+  if(ARG_STATIC)
+    set(runtime lockgraph::runtime_static)
+  endif()
+  if(NOT TARGET ${runtime})
+    message(FATAL_ERROR "lockgraph_instrument: target ${runtime} not found; instrumented "
                         "code calls the lockgraph runtime")
   endif()
 
@@ -88,5 +97,5 @@ function(lockgraph_instrument target)
     list(APPEND new_sources ${out})
   endforeach()
   set_property(TARGET ${target} PROPERTY SOURCES ${new_sources})
-  target_link_libraries(${target} PRIVATE lockgraph::runtime)
+  target_link_libraries(${target} PRIVATE ${runtime})
 endfunction()

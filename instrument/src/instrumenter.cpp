@@ -1109,7 +1109,8 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
     bool attempt = method.rfind("try_lock", 0) == 0 || callee->hasAttr<TryAcquireCapabilityAttr>();
     const CallSite site{r, false, call->getBeginLoc()};
     if (acquire) {
-      WrapBefore(site, scope + ".acquire()");
+      WrapBefore(site, "lg_acquire(" + scope + ".lock_, " + scope + ".flags_, 0, 0), " + scope +
+                           ".held_ = true");
     } else if (release) {
       WrapBefore(site, scope + ".release()");
     } else if (attempt) {
@@ -1248,6 +1249,12 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
       }
       if (cls) before += "lg_instr_hint_(" + lock + ", " + Quote(cls->name) + ", &" + cls->key +
                          ", " + Quote(Site(var->getLocation())) + "); ";
+      if (h == GuardHow::kAcquire) {
+        // Reported from the user's function itself, not from inside the helper: the captured
+        // stack's top frame is then the guard's line.
+        before += "lg_acquire(" + lock + ", " + flags + ", 0, 0); ";
+        h = GuardHow::kAdopt;
+      }
       before += "lg_instr_scope_ " + scope + "(" + lock + ", " + flags + ", " +
                 std::to_string(static_cast<int>(h)) + "); ";
       guard.scopes.push_back(scope);

@@ -123,9 +123,19 @@ const Dwfl_Callbacks kCallbacks = {
 
 }  // namespace
 
+#ifdef LOCKGRAPH_STATIC_RUNTIME
+// liblockgraph.a is linked into the program's own text: static/static_runtime.cpp tells its
+// functions apart by their symbols.
+bool IsStaticRuntimeCode(std::uint64_t ip);
+#endif
+
 bool IsOwnCode(std::uint64_t ip) {
+#ifdef LOCKGRAPH_STATIC_RUNTIME
+  return IsStaticRuntimeCode(ip);
+#else
   const OwnRange& r = Own();
   return ip >= r.lo && ip < r.hi;
+#endif
 }
 
 StackId StackDepot::Insert(const std::uint64_t* frames, int count) {

@@ -2,6 +2,7 @@
 // its errors, and what instrumented un-annotated programs report when they run.
 #include <sys/wait.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -418,6 +419,10 @@ TEST(InstrumentedCxxProgram, StdMutexAndCapabilityLocksFormACycle) {
       << o.err;
   EXPECT_NE(o.err.find("(ledger_mutex)"), std::string::npos) << o.err;
   EXPECT_NE(o.err.find("(Account::balance_lock)"), std::string::npos) << o.err;
+  // The guard's line, not the instrumentation's helper.
+  EXPECT_NE(o.err.find("(ledger_mutex){+.+.}, at: Audit(Account&) (ledger.cpp:55)"),
+            std::string::npos)
+      << o.err;
   // Statically linked C++ runtime: the std::mutex calls are seen only through instrumentation.
   EXPECT_EQ(ReadFile(LGI_LEDGER).find("libstdc++.so"), std::string::npos);
 }
@@ -427,6 +432,81 @@ TEST(InstrumentedCxxProgram, ConsistentOrderIsSilent) {
   Outcome o = RunCommand(std::string("'") + LGI_LEDGER_FIXED + "'", dir);
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_EQ(o.err.find("WARNING:"), std::string::npos) << o.err;
+}
+#endif
+
+#ifdef LGI_BANK_STATIC
+// True when the ELF file has a program interpreter (a dynamic loader that could preload the shim).
+bool HasInterpreter(const std::string& path) {
+  const std::string elf = ReadFile(path);
+  if (elf.size() < 64 || elf.compare(0, 4, "\x7f" "ELF") != 0 || elf[4] != 2) return true;
+  auto u64 = [&](size_t at) {
+    std::uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(elf[at + i]);
+    return v;
+  };
+  auto u16 = [&](size_t at) {
+    return static_cast<unsigned>(static_cast<unsigned char>(elf[at]) |
+                                 static_cast<unsigned char>(elf[at + 1]) << 8);
+  };
+  const std::uint64_t phoff = u64(32);
+  const unsigned phentsize = u16(54);
+  const unsigned phnum = u16(56);
+  for (unsigned i = 0; i < phnum; ++i) {
+    const size_t at = phoff + static_cast<size_t>(i) * phentsize;
+    if (at + 4 > elf.size()) return true;
+    if (elf[at] == 3 && elf[at + 1] == 0 && elf[at + 2] == 0 && elf[at + 3] == 0) return true;
+  }
+  return false;
+}
+
+TEST(InstrumentedStaticProgram, IsFullyStaticallyLinked) {
+  fs::path dir = WorkDir("static_linkage");
+  EXPECT_FALSE(HasInterpreter(LGI_BANK_STATIC));
+  Outcome file = RunCommand(std::string("file -L '") + LGI_BANK_STATIC + "'", dir);
+  EXPECT_NE(file.out.find("statically linked"), std::string::npos) << file.out;
+  Outcome ldd = RunCommand(std::string("ldd '") + LGI_BANK_STATIC + "'", dir);
+  EXPECT_NE(ldd.exit_code, 0);
+  EXPECT_NE((ldd.out + ldd.err).find("not a dynamic executable"), std::string::npos)
+      << ldd.out << ldd.err;
+}
+
+// std::mutex, std guards and a capability-annotated lock, reported through instrumentation alone:
+// no LD_PRELOAD (a static program would ignore it anyway), no interposers in the binary.
+TEST(InstrumentedStaticProgram, ReportsTheAbbaBetweenAStdMutexMemberAndACapabilityLock) {
+  fs::path dir = WorkDir("run_bank_static");
+  Outcome o = RunCommand(std::string("env -u LD_PRELOAD LOCKGRAPH_OPTIONS=exitcode=42 '") +
+                             LGI_BANK_STATIC + "'",
+                         dir);
+  EXPECT_EQ(o.exit_code, 42) << o.err;
+  EXPECT_NE(o.out.find("bank: total 100"), std::string::npos) << o.out;
+  EXPECT_NE(o.err.find("WARNING: possible circular locking dependency detected"), std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find("(Account::mu)"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("(Registry::lock_)"), std::string::npos) << o.err;
+  // Exactly one finding: the scoped_lock of two Account::mu and journal_mutex -> Account::mu are
+  // not reported.
+  EXPECT_EQ(o.err.find("WARNING:", o.err.find("WARNING:") + 1), std::string::npos) << o.err;
+  // The report's stacks name the program's functions and lines (the guard's own line, not the
+  // instrumentation's helpers), and none of the runtime's frames.
+  EXPECT_NE(o.err.find("(Account::mu){+.+.}, at: Registry::Snapshot() (bank_static.cpp:53)"),
+            std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find("Transfer(Account&, Account&, long)+"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find("lg_acquire"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find("lockgraph::"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find("<lockgraph-instrument>"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find("turning off the validator"), std::string::npos) << o.err;
+}
+
+TEST(InstrumentedStaticProgram, ConsistentOrderIsSilent) {
+  fs::path dir = WorkDir("run_bank_static_fixed");
+  Outcome o = RunCommand(std::string("env -u LD_PRELOAD LOCKGRAPH_OPTIONS=exitcode=42 '") +
+                             LGI_BANK_STATIC_FIXED + "'",
+                         dir);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("bank: total 100"), std::string::npos) << o.out;
+  EXPECT_EQ(o.err, "");
 }
 #endif
 

@@ -469,6 +469,81 @@ bool BlockEncoder::PutRecord(const Event& e) {
   return true;
 }
 
+namespace {
+// The largest acquire or release record with its thread switch (each varint at most 10 bytes).
+constexpr std::size_t kMaxLockRecord = 1 + 10 + 1 + 10 + 1 + 10 + 1 + 10 + 10 + 10;
+
+struct UncheckedWriter {
+  std::uint8_t* p;
+  std::size_t pos;
+  void Byte(std::uint8_t b) { p[pos++] = b; }
+  void Varint(std::uint64_t v) {
+    while (v >= 0x80) {
+      p[pos++] = static_cast<std::uint8_t>(v | 0x80);
+      v >>= 7;
+    }
+    p[pos++] = static_cast<std::uint8_t>(v);
+  }
+};
+}  // namespace
+
+bool BlockEncoder::PutRelease(ThreadKey thread, std::uint64_t seq, LockId lock, std::uint64_t ip) {
+  if (cap_ - pos_ < kMaxLockRecord) return false;
+  UncheckedWriter w{buf_, pos_};
+  if (!have_thread_ || thread_ != thread) {
+    w.Byte(static_cast<std::uint8_t>(RecordType::kThreadSwitch));
+    w.Varint(thread);
+    thread_ = thread;
+    have_thread_ = true;
+  }
+  w.Byte(static_cast<std::uint8_t>(RecordType::kRelease));
+  if (with_seq_) {
+    w.Varint(Delta(seq, prev_seq_));
+    prev_seq_ = seq;
+  }
+  w.Varint(Delta(lock, prev_lock_));
+  prev_lock_ = lock;
+  w.Varint(Delta(ip, prev_ip_));
+  prev_ip_ = ip;
+  pos_ = w.pos;
+  ++records_;
+  return true;
+}
+
+bool BlockEncoder::PutAcquire(ThreadKey thread, std::uint64_t seq, LockId lock, AcquireMode mode,
+                              bool trylock, std::uint8_t subclass, LockId nest_lock,
+                              std::uint64_t ip, StackId stack) {
+  if (cap_ - pos_ < kMaxLockRecord) return false;
+  UncheckedWriter w{buf_, pos_};
+  if (!have_thread_ || thread_ != thread) {
+    w.Byte(static_cast<std::uint8_t>(RecordType::kThreadSwitch));
+    w.Varint(thread);
+    thread_ = thread;
+    have_thread_ = true;
+  }
+  w.Byte(static_cast<std::uint8_t>(RecordType::kAcquire));
+  if (with_seq_) {
+    w.Varint(Delta(seq, prev_seq_));
+    prev_seq_ = seq;
+  }
+  std::uint8_t flags = static_cast<std::uint8_t>(mode) & kAcqModeMask;
+  if (trylock) flags |= kAcqTry;
+  if (subclass) flags |= kAcqSubclass;
+  if (nest_lock != kNoLock) flags |= kAcqNest;
+  if (stack != kNoStack) flags |= kAcqStack;
+  w.Byte(flags);
+  w.Varint(Delta(lock, prev_lock_));
+  prev_lock_ = lock;
+  if (subclass) w.Byte(subclass);
+  if (nest_lock != kNoLock) w.Varint(Delta(nest_lock, lock));
+  w.Varint(Delta(ip, prev_ip_));
+  prev_ip_ = ip;
+  if (stack != kNoStack) w.Varint(stack);
+  pos_ = w.pos;
+  ++records_;
+  return true;
+}
+
 std::span<const std::uint8_t> BlockEncoder::Finish(std::uint32_t block_number) {
   return SealBlock(buf_, pos_, block_number);
 }

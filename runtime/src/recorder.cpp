@@ -284,6 +284,20 @@ void Recorder::Put(RecordBuffer* b, logfmt::Event& event) {
   b->committed.store(b->enc.size(), std::memory_order_release);
 }
 
+// The same for the fixed-layout acquire and release records: `put` encodes without an Event.
+template <typename PutFn>
+void Recorder::PutWith(RecordBuffer* b, std::uint64_t ip, PutFn put) {
+  if (__builtin_expect(open_pending_.load(std::memory_order_relaxed), 0) && !t_snapshot) {
+    OpenPendingSlow();
+  }
+  if (ip != 0) NoteSite(b, ip);
+  if (__builtin_expect(!put(), 0)) {
+    FlushBuffer(b);
+    if (!put()) return;
+  }
+  b->committed.store(b->enc.size(), std::memory_order_release);
+}
+
 // A call site this thread has not used before is handed to the recorder, which symbolizes it
 // before the block using it is written.
 void Recorder::NoteSite(RecordBuffer* b, std::uint64_t ip) {
@@ -523,18 +537,12 @@ void Recorder::Acquire(const ThreadState& t, const AcquireRequest& req, StackId 
   AcquireRequest& held = b->held.emplace_back(req);
   held.stack = stack;
   held.stack_source = nullptr;
-  logfmt::Event e;
-  e.type = logfmt::RecordType::kAcquire;
-  e.seq = NextSeq();
-  e.thread = t.key();
-  e.lock = req.lock;
-  e.mode = req.mode;
-  e.trylock = req.trylock;
-  e.subclass = req.subclass;
-  e.nest_lock = req.nest_lock;
-  e.ip = req.ip;
-  e.stack = stack;
-  Put(b, e);
+  const std::uint64_t seq = NextSeq();
+  const ThreadKey key = t.key();
+  PutWith(b, req.ip, [&] {
+    return b->enc.PutAcquire(key, seq, req.lock, req.mode, req.trylock, req.subclass,
+                             req.nest_lock, req.ip, stack);
+  });
 }
 
 namespace {
@@ -554,13 +562,9 @@ void Recorder::Release(const ThreadState& t, LockId lock_id, std::uint64_t ip) {
   if (b == nullptr) return;
   if (!b->held.empty() && b->held.back().lock == lock_id) b->held.pop_back();
   else EraseInnermost(&b->held, lock_id);
-  logfmt::Event e;
-  e.type = logfmt::RecordType::kRelease;
-  e.seq = NextSeq();
-  e.thread = t.key();
-  e.lock = lock_id;
-  e.ip = ip;
-  Put(b, e);
+  const std::uint64_t seq = NextSeq();
+  const ThreadKey key = t.key();
+  PutWith(b, ip, [&] { return b->enc.PutRelease(key, seq, lock_id, ip); });
 }
 
 void Recorder::Cancel(const ThreadState& t, LockId lock_id) {

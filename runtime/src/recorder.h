@@ -77,6 +77,8 @@ class Recorder {
   RecordBuffer* NewBuffer(ThreadKey key);
   void Put(RecordBuffer* b, logfmt::Event& event);
   void NoteSite(RecordBuffer* b, std::uint64_t ip);
+  template <typename PutFn>
+  void PutWith(RecordBuffer* b, std::uint64_t ip, PutFn put);
   void FlushBuffer(RecordBuffer* b);               // takes mu_
   void WriteBufferLocked(RecordBuffer* b, bool partial);
   void PutDefLocked(logfmt::Event& event);

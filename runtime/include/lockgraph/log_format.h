@@ -171,6 +171,12 @@ class BlockEncoder {
   std::size_t size() const { return pos_; }
 
   bool Put(const Event& event);
+  // The same bytes Put() writes for a release / an acquire record of `thread`, without building
+  // an Event (the recorder's steady state). False when fewer than ~75 bytes of room are left.
+  bool PutRelease(ThreadKey thread, std::uint64_t seq, LockId lock, std::uint64_t ip);
+  bool PutAcquire(ThreadKey thread, std::uint64_t seq, LockId lock, AcquireMode mode,
+                  bool trylock, std::uint8_t subclass, LockId nest_lock, std::uint64_t ip,
+                  StackId stack);
 
   // Seals and returns the whole block (header + payload), valid until Reset().
   std::span<const std::uint8_t> Finish(std::uint32_t block_number);

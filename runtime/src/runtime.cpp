@@ -182,8 +182,12 @@ Runtime::Runtime(const Options& opts)
   logger = std::make_shared<spdlog::logger>("lockgraph", std::make_shared<FdSink>(2));
   logger->set_pattern("lockgraph: %l: %v");
   logger->set_level(LevelOf(opts.verbosity));
+  // The report and status files are appended to by every process of a run, so they are opened
+  // without O_EXCL; a symlink at the path is still never followed (a planted link must not
+  // redirect reports into another file), and the mode is the user's umask applied to 0666.
+  constexpr int kAppendFlags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW;
   if (!options.log_file.empty()) {
-    report_fd = open(options.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    report_fd = open(options.log_file.c_str(), kAppendFlags, 0666);
     if (report_fd < 0) {
       logger->error("cannot open log file '{}': {}; reports go to stderr", options.log_file,
                     std::strerror(errno));
@@ -191,7 +195,7 @@ Runtime::Runtime(const Options& opts)
     }
   }
   if (!options.status_file.empty()) {
-    status_fd = open(options.status_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    status_fd = open(options.status_file.c_str(), kAppendFlags, 0666);
     if (status_fd < 0) {
       logger->warn("cannot open status file '{}': {}", options.status_file, std::strerror(errno));
     }

@@ -96,6 +96,37 @@ TEST(UnwritableLog, UncreatableReportFileFallsBackToStderr) {
   EXPECT_EQ(Count(lg.err, kCycle), 1) << lg.err;
 }
 
+// The report file (--log-file) is appended to by every process of a run, but a symlink planted at
+// its path is not followed: the file it points to keeps its bytes, reports go to stderr with one
+// line naming the path.
+TEST(LogFiles, SymlinkAtTheReportFilePathIsNotFollowed) {
+  ScratchDir dir;
+  const std::string victim = dir / "victim.txt";
+  WriteFile(victim, "precious\n");
+  const std::string reports = dir / "reports.txt";
+  ASSERT_EQ(symlink(victim.c_str(), reports.c_str()), 0);
+  const Result lg = RunProgram(UnderLockgraph({"abba"}, {"--log-file", reports}), kTimeout);
+  ASSERT_FALSE(lg.timed_out) << lg.err;
+  EXPECT_EQ(lg.exit_code, 0) << lg.err;
+  EXPECT_EQ(lg.out, "done\n");
+  EXPECT_EQ(ReadFile(victim), "precious\n");
+  EXPECT_EQ(LinesWith(lg.err, "cannot open log file '" + reports + "'").size(), 1u) << lg.err;
+  EXPECT_EQ(Count(lg.err, kCycle), 1) << lg.err;
+}
+
+// The report file gets the user's umask too (002 here, so a fixed mode would show).
+TEST(LogFiles, ReportFileCreatedWithTheUsersUmask) {
+  ScratchDir dir;
+  const std::string reports = dir / "reports.txt";
+  Child run(UnderLockgraph({"abba"}, {"--log-file", reports}), 002);
+  const Result lg = run.Wait(kTimeout);
+  ASSERT_EQ(lg.exit_code, 0) << lg.err;
+  EXPECT_EQ(Count(ReadFile(reports), kCycle), 1) << lg.err;
+  struct stat st {};
+  ASSERT_EQ(stat(reports.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0664u);  // 0666 less the umask, not a fixed 0644
+}
+
 // Log files get the user's umask.
 TEST(LogFiles, CreatedWithTheUsersUmask) {
   ScratchDir dir;

@@ -10,8 +10,9 @@
 #   add_executable(server server.c lru.c)
 #   lockgraph_instrument(server CONFIG ${CMAKE_CURRENT_SOURCE_DIR}/kernel.conf)
 #
-# The instrumented copy is remade when its source, the config or the tool changes; a change to a
-# header only is not seen (touch the source, or rebuild clean).
+# The project's own headers (under PROJECT_SOURCE_DIR) are rewritten too, into copies beside each
+# source's copy. The copy is remade when its source, a header it reads, the config or the tool
+# changes.
 function(lockgraph_instrument target)
   cmake_parse_arguments(ARG "STATIC" "" "CONFIG;OPTIONS" ${ARGN})
   if(NOT TARGET ${target})
@@ -88,10 +89,13 @@ function(lockgraph_instrument target)
     elseif(cxx_standard)
       set(lang_flags -std=c++${cxx_standard})
     endif()
+    # Headers of the project (under PROJECT_SOURCE_DIR) are rewritten too, into copies beside
+    # the source's; the depfile names every header read, so a header change remakes the copy.
     add_custom_command(OUTPUT ${out}
-      COMMAND ${tool} -o ${out_dir} --root ${source_dir} ${config_args} ${ARG_OPTIONS} ${abs}
-              -- ${lang_flags} ${flags}
+      COMMAND ${tool} -o ${out_dir} --root ${source_dir} --headers-under ${PROJECT_SOURCE_DIR}
+              --depfile ${out}.d ${config_args} ${ARG_OPTIONS} ${abs} -- ${lang_flags} ${flags}
       DEPENDS ${abs} ${tool_dep} ${config_dep}
+      DEPFILE ${out}.d
       COMMENT "lockgraph-instrument ${rel}"
       COMMAND_EXPAND_LISTS VERBATIM)
     list(APPEND new_sources ${out})

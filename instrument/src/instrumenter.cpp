@@ -1,4 +1,6 @@
-// Finds what to instrument in one translation unit (AST matchers) and rewrites its main file.
+// Finds what to instrument in one translation unit (AST matchers) and rewrites its main file and
+// the project headers it includes (every header outside the system include directories), each
+// into a copy: the main file's copy includes the headers' copies.
 //
 // Every rewrite keeps the user's call and its value: a call `f(x)` becomes `(pre, f(x))` where
 // `pre` reports the event before the real call runs (as lockdep's lock_acquire precedes the real
@@ -209,12 +211,14 @@ std::string Prologue(bool cxx, const std::string& original_path, bool keep_inter
   return p;
 }
 
-// An expansion, in the main file, of a macro the config names (spin_lock_irqsave(l, flags)).
+// An expansion, in the main file or a project header, of a macro the config names
+// (spin_lock_irqsave(l, flags)).
 struct MacroUse {
   std::string name;
   const FunctionSpec* spec;
   SourceRange range;      // the invocation
-  unsigned begin_offset;  // of the invocation in the main file
+  FileID file;            // the file the invocation is written in
+  unsigned begin_offset;  // of the invocation in that file
   unsigned end_offset;
   bool statement;         // its body is `do { } while (0)` or a block
   std::vector<std::pair<SourceLocation, SourceLocation>> args;  // first and last token
@@ -253,23 +257,120 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
   Rewriter& rewriter() { return rewriter_; }
 
   void Register(MatchFinder& finder) {
-    finder.addMatcher(
-        callExpr(isExpansionInMainFile(), unless(isInTemplateInstantiation())).bind("call"), this);
-    finder.addMatcher(
-        functionDecl(isExpansionInMainFile(), isDefinition(), unless(isInstantiated()))
-            .bind("function"),
-        this);
-    finder.addMatcher(
-        varDecl(isExpansionInMainFile(), unless(parmVarDecl()), unless(isInstantiated()))
-            .bind("var"),
-        this);
+    // Matched outside system headers; run() keeps what is written in a file the tool rewrites.
+    finder.addMatcher(callExpr(unless(isExpansionInSystemHeader()),
+                               unless(isInTemplateInstantiation()))
+                          .bind("call"),
+                      this);
+    finder.addMatcher(functionDecl(unless(isExpansionInSystemHeader()), isDefinition(),
+                                   unless(isInstantiated()))
+                          .bind("function"),
+                      this);
+    finder.addMatcher(varDecl(unless(isExpansionInSystemHeader()), unless(parmVarDecl()),
+                              unless(isInstantiated()))
+                          .bind("var"),
+                      this);
   }
 
   void run(const MatchFinder::MatchResult& result) override {
     ctx_ = result.Context;
-    if (const auto* call = result.Nodes.getNodeAs<CallExpr>("call")) OnCall(call);
-    if (const auto* fn = result.Nodes.getNodeAs<FunctionDecl>("function")) OnFunction(fn);
-    if (const auto* var = result.Nodes.getNodeAs<VarDecl>("var")) OnVar(var);
+    if (const auto* call = result.Nodes.getNodeAs<CallExpr>("call")) {
+      if (Rewritten(call->getBeginLoc())) OnCall(call);
+    }
+    if (const auto* fn = result.Nodes.getNodeAs<FunctionDecl>("function")) {
+      if (Rewritten(fn->getLocation())) OnFunction(fn);
+    }
+    if (const auto* var = result.Nodes.getNodeAs<VarDecl>("var")) {
+      if (Rewritten(var->getLocation())) OnVar(var);
+    }
+  }
+
+  // Whether the code at `loc` (where it is expanded) is written in a file the tool rewrites: the
+  // main file, or the first inclusion of a project header (with --headers).
+  bool Rewritten(SourceLocation loc) const {
+    if (loc.isInvalid()) return false;
+    FileID fid = sm_.getFileID(sm_.getExpansionLoc(loc));
+    if (fid == sm_.getMainFileID()) return true;
+    auto it = header_ids_.find(fid);
+    return it != header_ids_.end() && it->second;
+  }
+
+  // A header about to be entered: whether it is a project header the tool copies.
+  bool IsProjectHeader(const FileEntry* file, SrcMgr::CharacteristicKind kind) const {
+    if (!options_.headers || !file || kind != SrcMgr::C_User) return false;
+    llvm::SmallString<256> path(file->getName());
+    llvm::sys::fs::make_absolute(path);
+    llvm::sys::path::remove_dots(path, true);
+    // lockgraph's own headers (<lockgraph/...>) report through the runtime already.
+    if (llvm::sys::path::filename(llvm::sys::path::parent_path(path)) == "lockgraph") return false;
+    if (options_.header_dirs.empty()) {
+      return !options_.root.empty() && path.str().startswith(options_.root + "/");
+    }
+    for (const std::string& d : options_.header_dirs) {
+      if (path.str().startswith(d + "/")) return true;
+    }
+    return false;
+  }
+
+  // The files the output depends on: the main file and every header outside the system
+  // directories (for --depfile).
+  const std::set<std::string>& Dependencies() const { return dependencies_; }
+
+  // Called when the preprocessor enters a file: the first FileID of each project header is the
+  // one rewritten (a header without include guards entered again is the same text).
+  void OnEnterFile(FileID fid, SrcMgr::CharacteristicKind kind) {
+    if (fid.isInvalid()) return;
+    const FileEntry* entry = sm_.getFileEntryForID(fid);
+    if (entry && kind == SrcMgr::C_User) {
+      llvm::SmallString<256> path(entry->getName());
+      llvm::sys::fs::make_absolute(path);
+      llvm::sys::path::remove_dots(path, true);
+      dependencies_.insert(std::string(path));
+    }
+    if (fid == sm_.getMainFileID()) return;
+    if (!IsProjectHeader(entry, kind)) return;
+    const bool first = headers_.emplace(entry, fid).second;
+    header_ids_[fid] = first;
+  }
+
+  // Where the copy of a project header goes, for the files that include it.
+  std::string HeaderCopyPath(const FileEntry* file) const {
+    llvm::SmallString<256> path(file->tryGetRealPathName());
+    if (path.empty()) {
+      path = file->getName();
+      llvm::sys::fs::make_absolute(path);
+    }
+    llvm::sys::path::remove_dots(path, true);
+    llvm::StringRef rel(path);
+    if (!options_.root.empty() && rel.startswith(options_.root + "/")) {
+      rel = rel.drop_front(options_.root.size() + 1);
+    } else {
+      rel = rel.ltrim('/');
+    }
+    llvm::SmallString<256> out(header_dir_);
+    llvm::sys::path::append(out, rel);
+    return std::string(out);
+  }
+
+  void SetHeaderDir(const std::string& dir) { header_dir_ = dir; }
+
+  // The rewritten project headers: original path and new text.
+  std::vector<std::pair<std::string, std::string>> HeaderCopies() {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [entry, fid] : headers_) {
+      llvm::SmallString<256> original(entry->getName());
+      llvm::sys::fs::make_absolute(original);
+      llvm::sys::path::remove_dots(original, true);
+      std::string text = std::string(kMarker) + " from " + std::string(original) +
+                         "; do not edit */\n#line 1 " + Quote(std::string(original)) + "\n";
+      if (const RewriteBuffer* buffer = rewriter_.getRewriteBufferFor(fid)) {
+        text += std::string(buffer->begin(), buffer->end());
+      } else {
+        text += sm_.getBufferData(fid).str();
+      }
+      out.emplace_back(HeaderCopyPath(entry), std::move(text));
+    }
+    return out;
   }
 
   // Adds the prologue, the class keys and the global-lock initialiser; returns the new text of
@@ -313,7 +414,7 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
   void OnMacro(const Token& name_token, const MacroDefinition& definition, SourceRange range,
                const MacroArgs* args) {
     IdentifierInfo* id = name_token.getIdentifierInfo();
-    if (!id || !name_token.getLocation().isFileID() || !sm_.isInMainFile(name_token.getLocation())) {
+    if (!id || !name_token.getLocation().isFileID() || !Rewritten(name_token.getLocation())) {
       return;
     }
     const FunctionSpec* spec = config_.Find(id->getName());
@@ -324,6 +425,7 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
     use.name = id->getName().str();
     use.spec = spec;
     use.range = range;
+    use.file = sm_.getFileID(range.getBegin());
     use.begin_offset = sm_.getFileOffset(range.getBegin());
     use.end_offset = sm_.getFileOffset(range.getEnd()) + 1;
     use.statement = IsStatementMacro(info);
@@ -371,7 +473,7 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
     }
     MacroArgFinder finder(sm_, wanted);
     for (Decl* d : ast.getTranslationUnitDecl()->decls()) {
-      if (sm_.isInMainFile(sm_.getExpansionLoc(d->getLocation()))) finder.TraverseDecl(d);
+      if (Rewritten(d->getLocation())) finder.TraverseDecl(d);
     }
     for (const MacroUse& use : macro_uses_) {
       const FunctionSpec& spec = *use.spec;
@@ -434,10 +536,17 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
     }
   }
 
-  // Quoted includes are made absolute: the instrumented copy lives in another directory.
-  void OnInclusion(CharSourceRange filename_range, const FileEntry* file, bool angled) {
-    if (angled || !file || !sm_.isInMainFile(filename_range.getBegin())) return;
+  // An include of a project header names its instrumented copy; other quoted includes are made
+  // absolute: the instrumented copy lives in another directory.
+  void OnInclusion(CharSourceRange filename_range, const FileEntry* file, bool angled,
+                   SrcMgr::CharacteristicKind kind) {
+    if (!file || !Rewritten(filename_range.getBegin())) return;
     if (filename_range.getBegin().isMacroID()) return;
+    if (IsProjectHeader(file, kind)) {
+      rewriter_.ReplaceText(filename_range, Quote(HeaderCopyPath(file)));
+      return;
+    }
+    if (angled) return;
     llvm::SmallString<256> path(file->tryGetRealPathName());
     if (path.empty()) {
       path = file->getName();
@@ -454,7 +563,8 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
   }
 
   bool Editable(CharSourceRange r) const {
-    return r.isValid() && sm_.isInMainFile(r.getBegin()) && sm_.isInMainFile(r.getEnd());
+    return r.isValid() && Rewritten(r.getBegin()) &&
+           sm_.getFileID(r.getBegin()) == sm_.getFileID(r.getEnd());
   }
 
   std::string Text(const Expr* e) const {
@@ -499,13 +609,14 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
 
   void AddPoint(SourceLocation loc, const std::string& what) {
     SourceLocation e = sm_.getExpansionLoc(loc);
-    points_.push_back({sm_.getFileOffset(e), Where(loc) + ": " + what});
+    // Raw encodings order the main file first, then the headers in the order they were entered.
+    points_.push_back({e.getRawEncoding(), Where(loc) + ": " + what});
   }
 
   // True the first time a location is instrumented (template patterns and macro arguments can
   // reach one spot twice).
   bool FirstTime(SourceLocation loc) {
-    return handled_.insert(sm_.getFileOffset(sm_.getExpansionLoc(loc))).second;
+    return handled_.insert(sm_.getExpansionLoc(loc).getRawEncoding()).second;
   }
 
   // ---- lock classes ------------------------------------------------------------------------
@@ -665,9 +776,11 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
   // emitted once, for the macro.
   bool InConfigMacro(SourceLocation loc) const {
     if (!loc.isMacroID()) return false;
-    unsigned offset = sm_.getFileOffset(sm_.getExpansionLoc(loc));
+    SourceLocation e = sm_.getExpansionLoc(loc);
+    FileID fid = sm_.getFileID(e);
+    unsigned offset = sm_.getFileOffset(e);
     for (const MacroUse& use : macro_uses_) {
-      if (offset >= use.begin_offset && offset < use.end_offset) return true;
+      if (use.file == fid && offset >= use.begin_offset && offset < use.end_offset) return true;
     }
     return false;
   }
@@ -997,7 +1110,7 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
                                       "': cannot tell which lock its capability attribute names");
         return;
       }
-      handled_.erase(sm_.getFileOffset(sm_.getExpansionLoc(FileRange(call->getSourceRange()).getBegin())));
+      handled_.erase(sm_.getExpansionLoc(FileRange(call->getSourceRange()).getBegin()).getRawEncoding());
       EmitLockCall(call, callee->getNameAsString(), meaning, mode, success, lock, cls);
     }
   }
@@ -1319,7 +1432,7 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
     const auto* body = dyn_cast_or_null<CompoundStmt>(fn->getBody());
     if (!body) return;
     SourceLocation lbrace = body->getLBracLoc();
-    if (lbrace.isMacroID() || !sm_.isInMainFile(lbrace)) {
+    if (lbrace.isMacroID() || !Rewritten(lbrace)) {
       Warn(fn->getLocation(), "not instrumenting handler '" + fn->getNameAsString() +
                                   "': its body starts inside a macro");
       return;
@@ -1350,6 +1463,10 @@ class TuInstrumenter : public MatchFinder::MatchCallback {
   std::set<const VarDecl*> noted_globals_;
   std::map<const Decl*, Guard> guards_;
   std::set<unsigned> handled_;
+  std::map<const FileEntry*, FileID> headers_;  // project headers: the FileID rewritten
+  std::map<FileID, bool> header_ids_;           // every entry of a project header: rewritten?
+  std::string header_dir_;                      // where this file's header copies go
+  std::set<std::string> dependencies_;
   std::vector<Point> points_;
 };
 
@@ -1362,8 +1479,14 @@ class IncludeRewriter : public PPCallbacks {
   }
   void InclusionDirective(SourceLocation, const Token&, StringRef, bool angled,
                           CharSourceRange filename_range, const FileEntry* file, StringRef,
-                          StringRef, const Module*, SrcMgr::CharacteristicKind) override {
-    tu_.OnInclusion(filename_range, file, angled);
+                          StringRef, const Module*, SrcMgr::CharacteristicKind kind) override {
+    tu_.OnInclusion(filename_range, file, angled, kind);
+  }
+  void FileChanged(SourceLocation loc, FileChangeReason reason, SrcMgr::CharacteristicKind kind,
+                   FileID) override {
+    if (reason != EnterFile) return;
+    SourceManager& sm = tu_.rewriter().getSourceMgr();
+    tu_.OnEnterFile(sm.getFileID(sm.getExpansionLoc(loc)), kind);
   }
 
  private:
@@ -1389,6 +1512,12 @@ class InstrumentAction : public ASTFrontendAction {
 
   std::unique_ptr<ASTConsumer> CreateASTConsumer(CompilerInstance& ci, StringRef file) override {
     tu_ = std::make_unique<TuInstrumenter>(config_, options_, ci);
+    llvm::SmallString<256> input(file);
+    llvm::sys::fs::make_absolute(input);
+    llvm::sys::path::remove_dots(input, true);
+    // Each source has its own header copies: a header may be rewritten differently in two files
+    // (other definitions), and two builds may instrument them at once.
+    tu_->SetHeaderDir(OutputPath(std::string(input)) + ".lg-headers");
     tu_->Register(finder_);
     ci.getPreprocessor().addPPCallbacks(std::make_unique<IncludeRewriter>(*tu_));
     return finder_.newASTConsumer();
@@ -1441,6 +1570,47 @@ class InstrumentAction : public ASTFrontendAction {
     }
     out << *text;
     results_.written.push_back(output);
+    for (const auto& [path, header_text] : tu_->HeaderCopies()) {
+      if (!WriteFile(path, header_text)) {
+        results_.failed.push_back(input);
+        return;
+      }
+      results_.written.push_back(path);
+    }
+    if (!options_.depfile.empty()) {
+      std::string deps = Escape(output) + ":";
+      for (const std::string& d : tu_->Dependencies()) deps += " \\\n  " + Escape(d);
+      if (!WriteFile(options_.depfile, deps + "\n")) results_.failed.push_back(input);
+    }
+  }
+
+  // Writes a generated file (never over a source: header copies live below -o).
+  static bool WriteFile(const std::string& path, const std::string& text) {
+    if (std::error_code ec = llvm::sys::fs::create_directories(llvm::sys::path::parent_path(path))) {
+      llvm::errs() << "lockgraph-instrument: error: cannot create directory for '" << path
+                   << "': " << ec.message() << "\n";
+      return false;
+    }
+    std::error_code ec;
+    llvm::raw_fd_ostream out(path, ec);
+    if (ec) {
+      llvm::errs() << "lockgraph-instrument: error: cannot write '" << path << "': " << ec.message()
+                   << "\n";
+      return false;
+    }
+    out << text;
+    return true;
+  }
+
+  // A path in a Makefile rule: spaces and '$' escaped.
+  static std::string Escape(const std::string& path) {
+    std::string out;
+    for (char c : path) {
+      if (c == ' ' || c == '#') out += '\\';
+      if (c == '$') out += '$';
+      out += c;
+    }
+    return out;
   }
 
  private:

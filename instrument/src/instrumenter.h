@@ -19,11 +19,16 @@ struct Options {
   bool std_locks = true;   // std::mutex family, std lock guards, std::lock
   bool capabilities = true;  // Clang thread-safety capability attributes
   bool keep_interposers = false;  // else the output turns the runtime's pthread interposers off
+  // Project headers (outside the system include directories, under one of header_dirs, or under
+  // root when it is empty) are rewritten too, into copies the main file's copy includes.
+  bool headers = true;
+  std::vector<std::string> header_dirs;  // absolute
+  std::string depfile;  // a Makefile-style list of the files the (single) output depends on
 };
 
 // What happened to each input file, for the exit code and the summary.
 struct Results {
-  std::vector<std::string> written;  // output paths
+  std::vector<std::string> written;  // output paths (sources and header copies)
   std::vector<std::string> failed;   // input paths that did not parse or could not be written
   unsigned points = 0;               // instrumentation points over all files
 };

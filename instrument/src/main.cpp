@@ -50,6 +50,21 @@ cl::opt<bool> keep_interposers(
              "it turns them off, as the instrumented calls already report each lock)"),
     cl::cat(category));
 
+cl::opt<bool> headers(
+    "headers",
+    cl::desc("Also rewrite the project headers a source includes (default on): copies of them go "
+             "next to the source's copy, and its copy includes them"),
+    cl::init(true), cl::cat(category));
+cl::list<std::string> header_dirs(
+    "headers-under",
+    cl::desc("Project headers are those under <dir> (repeatable; default: the --root directory); "
+             "system headers are never rewritten"),
+    cl::value_desc("dir"), cl::cat(category));
+cl::opt<std::string> depfile(
+    "depfile",
+    cl::desc("Write a Makefile-style list of the files the output depends on (one source only)"),
+    cl::value_desc("file"), cl::cat(category));
+
 cl::extrahelp common_help(clang::tooling::CommonOptionsParser::HelpMessage);
 cl::extrahelp examples(R"(
 Examples:
@@ -98,6 +113,15 @@ int main(int argc, const char** argv) {
     return std::string(path);
   };
   options.root = absolute(root);
+  options.headers = headers;
+  for (const std::string& dir : header_dirs) options.header_dirs.push_back(absolute(dir));
+  if (!depfile.empty()) {
+    if (parser->getSourcePathList().size() != 1) {
+      llvm::errs() << "lockgraph-instrument: error: --depfile takes exactly one source file\n";
+      return 2;
+    }
+    options.depfile = absolute(depfile);
+  }
   if (!output_dir.empty()) options.output_dir = absolute(output_dir);
 
   clang::tooling::ClangTool tool(parser->getCompilations(), parser->getSourcePathList());

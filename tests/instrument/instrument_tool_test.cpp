@@ -135,6 +135,34 @@ TEST(InstrumentDryRun, ListsStdGuardsAndCapabilityFunctions) {
   EXPECT_NE(o.out.find("\n9 instrumentation points\n"), std::string::npos) << o.out;
 }
 
+TEST(InstrumentDryRun, SharedModesStdLockAndGuardVariants) {
+  fs::path dir = WorkDir("dry_shared");
+  Outcome o = RunCommand(Tool() + " --dry-run " + Fixture("shared_modes.cpp") + " -- -std=c++17", dir);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  for (const char* expected : {
+           "shared_modes.cpp:23:39: guard 'reader' of 'std::shared_lock' on 't.rw' "
+           "(class 'Table::rw')",
+           "shared_modes.cpp:24:3: lock 'ReadLock' on '&t.spin' LG_READ (class 'Table::spin')",
+           "shared_modes.cpp:25:3: unlock 'ReadUnlock' on '&t.spin'",
+           "shared_modes.cpp:30:3: lock 'std::lock' on 't.a' (class 'Table::a'), 't.b' "
+           "(class 'Table::b')",
+           "shared_modes.cpp:31:31: guard 'ga' of 'std::lock_guard' on 't.a' (class 'Table::a') "
+           "adopted",
+           "shared_modes.cpp:33:32: guard 'maybe' of 'std::unique_lock' on 't.a' "
+           "(class 'Table::a') tried",
+           "shared_modes.cpp:34:3: lock 'std::shared_mutex::lock_shared' on '&t.rw' "
+           "LG_READ_RECURSIVE (class 'Table::rw')",
+           "shared_modes.cpp:35:3: unlock 'std::shared_mutex::unlock_shared' on '&t.rw'",
+       }) {
+    EXPECT_NE(o.out.find(expected), std::string::npos) << "missing: " << expected << "\n" << o.out;
+  }
+  EXPECT_NE(o.out.find("\n9 instrumentation points\n"), std::string::npos) << o.out;
+  EXPECT_NE(o.err.find("shared_modes.cpp:36:41: warning: not instrumenting guard 'rec' of "
+                       "'std::recursive_mutex': a recursive mutex has no lockdep equivalent"),
+            std::string::npos)
+      << o.err;
+}
+
 TEST(InstrumentRewrite, KeepsTheRealCallsAndWritesOnlyTheOutputDirectory) {
   fs::path dir = WorkDir("rewrite");
   const std::string before = ReadFile(Fixture("list_lru_reparent.c"));
@@ -147,7 +175,12 @@ TEST(InstrumentRewrite, KeepsTheRealCallsAndWritesOnlyTheOutputDirectory) {
   ASSERT_FALSE(text.empty());
   EXPECT_NE(text.find("#include <lockgraph/lockgraph.h>"), std::string::npos);
   EXPECT_NE(text.find("#line 1 \"" + Fixture("list_lru_reparent.c") + "\""), std::string::npos);
-  EXPECT_NE(text.find("#include \"" + Fixture("plain_kernel.h") + "\""), std::string::npos);
+  // plain_kernel.h is under --root, a project header: the copy includes its copy.
+  EXPECT_NE(text.find("#include \"" +
+                      (dir / "out" / "list_lru_reparent.c.lg-headers" / "plain_kernel.h").string() +
+                      "\""),
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("(lg_irq_disable(), lg_instr_hint_(&mapping->i_pages, "
                       "\"address_space::i_pages\", &lg_key_address_space__i_pages_"),
             std::string::npos)
@@ -223,6 +256,34 @@ TEST(InstrumentErrors, BadConfigLineIsNamedByFileAndLine) {
                        ":2: unknown meaning 'lok' for 'spin_lock'"),
             std::string::npos)
       << o.err;
+}
+
+TEST(InstrumentConfig, LaterFilesWinAndAConfigEntryOverridesTheBuiltInPthreadMeaning) {
+  fs::path dir = WorkDir("config_order");
+  WriteFile(dir / "first.conf", "my_lock = lock\nmy_unlock = unlock\n");
+  WriteFile(dir / "second.conf",
+            "my_lock = lock mode=read  # later file wins\n"
+            "pthread_mutex_lock = trylock success=zero\n");
+  WriteFile(dir / "c.c",
+            "#include <pthread.h>\n"
+            "struct dev { int lock; pthread_mutex_t mu; };\n"
+            "void my_lock(int *l);\nvoid my_unlock(int *l);\n"
+            "void f(struct dev *d) {\n"
+            "  my_lock(&d->lock);\n"
+            "  my_unlock(&d->lock);\n"
+            "  pthread_mutex_lock(&d->mu);\n"
+            "}\n");
+  Outcome o = RunCommand(Tool() + " --dry-run --config " + (dir / "first.conf").string() +
+                             " --config " + (dir / "second.conf").string() + " " +
+                             (dir / "c.c").string() + " --",
+                         dir);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("c.c:6:3: lock 'my_lock' on '&d->lock' LG_READ (class 'dev::lock')"),
+            std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("c.c:7:3: unlock 'my_unlock' on '&d->lock'"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("c.c:8:3: trylock 'pthread_mutex_lock' on '&d->mu'"), std::string::npos)
+      << o.out;
 }
 
 TEST(InstrumentErrors, MissingOutputDirectoryIsAnError) {
@@ -435,7 +496,98 @@ TEST(InstrumentedCxxProgram, ConsistentOrderIsSilent) {
 }
 #endif
 
-#ifdef LGI_BANK_STATIC
+// ---- project headers: lock helpers in inline functions of a header ---------------------------
+
+std::string JournalArgs() {
+  return " --root " + std::string(LGI_FIXTURES) + " " + Fixture("journal.cpp") + " -- -std=c++17 -I" +
+         Fixture("include");
+}
+
+TEST(InstrumentHeaders, DryRunListsLockCallsInProjectHeaders) {
+  fs::path dir = WorkDir("dry_headers");
+  Outcome o = RunCommand(Tool() + " --dry-run" + JournalArgs(), dir);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  for (const char* expected : {
+           "include/journal.h:19:31: guard 'hold' of 'std::lock_guard' on 'j.mu' "
+           "(class 'Journal::mu')",
+           "include/journal.h:25:3: lock 'pthread_mutex_lock' on '&j->flush_lock' LG_EXCLUSIVE "
+           "(class 'Journal::flush_lock')",
+           "include/journal.h:27:3: lock 'std::mutex::lock' on '&j->mu' LG_EXCLUSIVE "
+           "(class 'Journal::mu')",
+           "include/journal.h:38:32: guard 'hold' of 'std::unique_lock' on 'j.mu' "
+           "(class 'Journal::mu')",
+           "include/journal.h:39:3: lock 'pthread_mutex_lock' on '&j.flush_lock' LG_EXCLUSIVE "
+           "(class 'Journal::flush_lock')",
+       }) {
+    EXPECT_NE(o.out.find(expected), std::string::npos) << "missing: " << expected << "\n" << o.out;
+  }
+  // <mutex> and <pthread.h> are system headers: nothing in them is listed.
+  EXPECT_EQ(o.out.find("/usr/"), std::string::npos) << o.out;
+
+  // --headers=false: the main file only, which takes no lock itself.
+  Outcome main_only = RunCommand(Tool() + " --dry-run --headers=false" + JournalArgs(), dir);
+  ASSERT_EQ(main_only.exit_code, 0) << main_only.err;
+  EXPECT_EQ(main_only.out, "0 instrumentation points\n");
+}
+
+TEST(InstrumentHeaders, WritesHeaderCopiesTheSourceCopyIncludesAndNeverTheUsersHeader) {
+  fs::path dir = WorkDir("write_headers");
+  const std::string header_before = ReadFile(Fixture("include/journal.h"));
+  const fs::path out = dir / "out";
+  Outcome o = RunCommand(Tool() + " -o " + out.string() + " --depfile " + (dir / "journal.d").string() +
+                             JournalArgs(),
+                         dir);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(ReadFile(Fixture("include/journal.h")), header_before);
+  const fs::path copy = out / "journal.cpp.lg-headers" / "include" / "journal.h";
+  const std::string source = ReadFile(out / "journal.cpp");
+  EXPECT_NE(source.find("#include \"" + copy.string() + "\""), std::string::npos) << source;
+  const std::string header = ReadFile(copy);
+  ASSERT_FALSE(header.empty());
+  EXPECT_NE(header.find("#line 1 \"" + Fixture("include/journal.h") + "\""), std::string::npos)
+      << header;
+  EXPECT_NE(header.find("lg_acquire(&j->flush_lock, LG_EXCLUSIVE, 0, 0), "
+                        "pthread_mutex_lock(&j->flush_lock)"),
+            std::string::npos)
+      << header;
+  // The keys and helpers the header's code uses are defined once, in the source's copy.
+  EXPECT_NE(source.find("lg_key_Journal__flush_lock_"), std::string::npos) << source;
+  EXPECT_EQ(header.find("lg_class_key lg_key_"), std::string::npos) << header;
+  // Only the project header is copied: the system headers stay where they are.
+  size_t files = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(out)) files += entry.is_regular_file();
+  EXPECT_EQ(files, 2u);
+  // The depfile names the source and the header it read, for the build to remake the copy.
+  const std::string deps = ReadFile(dir / "journal.d");
+  EXPECT_EQ(deps.rfind((out / "journal.cpp").string() + ":", 0), 0u) << deps;
+  EXPECT_NE(deps.find(Fixture("journal.cpp")), std::string::npos) << deps;
+  EXPECT_NE(deps.find(Fixture("include/journal.h")), std::string::npos) << deps;
+}
+
+#ifdef LGI_JOURNAL
+TEST(InstrumentHeaders, LocksTakenOnlyInHeaderInlineFunctionsAreReported) {
+  fs::path dir = WorkDir("run_journal");
+  Outcome o = RunCommand(std::string("env LOCKGRAPH_OPTIONS=exitcode=42 '") + LGI_JOURNAL + "'", dir);
+  EXPECT_EQ(o.exit_code, 42) << o.err;
+  EXPECT_NE(o.out.find("journal: 1 flushed"), std::string::npos) << o.out;
+  EXPECT_NE(o.err.find("WARNING: possible circular locking dependency detected"), std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find("(Journal::flush_lock)"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("(Journal::mu)"), std::string::npos) << o.err;
+  // Stacks point into the original header.
+  EXPECT_NE(o.err.find("(journal.h:39)"), std::string::npos) << o.err;
+}
+
+TEST(InstrumentHeaders, FixedJournalIsSilent) {
+  fs::path dir = WorkDir("run_journal_fixed");
+  Outcome o = RunCommand(std::string("'") + LGI_JOURNAL_FIXED + "'", dir);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("journal: 1 flushed"), std::string::npos) << o.out;
+  EXPECT_EQ(o.err, "");
+}
+#endif
+
+#if defined(LGI_BANK_STATIC) || defined(LGI_PACKAGE_PROJECT)
 // True when the ELF file has a program interpreter (a dynamic loader that could preload the shim).
 bool HasInterpreter(const std::string& path) {
   const std::string elf = ReadFile(path);
@@ -459,7 +611,9 @@ bool HasInterpreter(const std::string& path) {
   }
   return false;
 }
+#endif
 
+#ifdef LGI_BANK_STATIC
 TEST(InstrumentedStaticProgram, IsFullyStaticallyLinked) {
   fs::path dir = WorkDir("static_linkage");
   EXPECT_FALSE(HasInterpreter(LGI_BANK_STATIC));
@@ -507,6 +661,74 @@ TEST(InstrumentedStaticProgram, ConsistentOrderIsSilent) {
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_NE(o.out.find("bank: total 100"), std::string::npos) << o.out;
   EXPECT_EQ(o.err, "");
+}
+#endif
+
+#ifdef LGI_PACKAGE_PROJECT
+// An installed lockgraph used as a user would: `cmake --install` into a fresh prefix, then a
+// project of its own with find_package(lockgraph CONFIG REQUIRED) and one lockgraph_instrument()
+// line per target (tests/instrument/package/), and the same program built by hand through
+// pkg-config, dynamically and fully static.
+void ExpectOrdersReport(const Outcome& o, const std::string& what) {
+  EXPECT_EQ(o.exit_code, 42) << what << "\n" << o.err;
+  EXPECT_NE(o.out.find("orders: 3 items"), std::string::npos) << what << "\n" << o.out;
+  EXPECT_NE(o.err.find("WARNING: possible circular locking dependency detected"), std::string::npos)
+      << what << "\n" << o.err;
+  EXPECT_NE(o.err.find("(Inventory::stock_mu)"), std::string::npos) << what << "\n" << o.err;
+  EXPECT_NE(o.err.find("(Billing::invoice_mu)"), std::string::npos) << what << "\n" << o.err;
+}
+
+TEST(InstrumentPackage, InstalledPackageInstrumentsAConsumerProject) {
+  fs::path dir = WorkDir("package");
+  const fs::path prefix = dir / "prefix";
+  Outcome install = RunCommand("cmake --install '" + std::string(LGI_BUILD_DIR) + "' --prefix '" +
+                                   prefix.string() + "'",
+                               dir);
+  ASSERT_EQ(install.exit_code, 0) << install.out << install.err;
+  for (const char* file : {"lib/cmake/lockgraph/lockgraphConfig.cmake",
+                           "lib/cmake/lockgraph/lockgraphConfigVersion.cmake",
+                           "lib/cmake/lockgraph/lockgraphTargets.cmake",
+                           "lib/cmake/lockgraph/LockgraphInstrument.cmake",
+                           "lib/pkgconfig/lockgraph.pc", "lib/liblockgraph.a", "lib/liblockgraph.so",
+                           "include/lockgraph/lockgraph.h", "bin/lockgraph-instrument",
+                           "share/lockgraph/instrument/kernel.conf"}) {
+    EXPECT_TRUE(fs::exists(prefix / file)) << file;
+  }
+
+  // The consumer project: configured against the prefix only (the tool comes from the package).
+  const fs::path build = dir / "consumer";
+  Outcome configure = RunCommand("cmake -S '" + std::string(LGI_PACKAGE_PROJECT) + "' -B '" +
+                                     build.string() + "' -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo" +
+                                     " -DCMAKE_PREFIX_PATH='" + prefix.string() + "'",
+                                 dir);
+  ASSERT_EQ(configure.exit_code, 0) << configure.out << configure.err;
+  Outcome compile = RunCommand("cmake --build '" + build.string() + "' -j 2", dir);
+  ASSERT_EQ(compile.exit_code, 0) << compile.out << compile.err;
+  EXPECT_NE(compile.out.find("lockgraph-instrument orders.cpp"), std::string::npos) << compile.out;
+
+  const std::string env = "env -u LD_PRELOAD LOCKGRAPH_OPTIONS=exitcode=42 ";
+  ExpectOrdersReport(RunCommand(env + "'" + (build / "orders").string() + "'", dir), "cmake");
+  EXPECT_FALSE(HasInterpreter((build / "orders_static").string()));
+  ExpectOrdersReport(RunCommand(env + "'" + (build / "orders_static").string() + "'", dir),
+                     "cmake, -static");
+
+  // pkg-config, on the instrumented copy the build wrote.
+  const std::string copy = (build / "lockgraph-instrumented" / "orders" / "orders.cpp").string();
+  const std::string pc = "PKG_CONFIG_PATH='" + (prefix / "lib" / "pkgconfig").string() + "' pkg-config ";
+  Outcome dynamic = RunCommand("c++ -std=c++17 -g '" + copy + "' -o '" + (dir / "orders_pc").string() +
+                                   "' $(" + pc + "--cflags --libs lockgraph) -Wl,-rpath,'" +
+                                   (prefix / "lib").string() + "'",
+                               dir);
+  ASSERT_EQ(dynamic.exit_code, 0) << dynamic.err;
+  ExpectOrdersReport(RunCommand(env + "'" + (dir / "orders_pc").string() + "'", dir), "pkg-config");
+  Outcome fully_static = RunCommand("c++ -static -std=c++17 -g '" + copy + "' -o '" +
+                                        (dir / "orders_pc_static").string() + "' $(" + pc +
+                                        "--static --cflags --libs lockgraph)",
+                                    dir);
+  ASSERT_EQ(fully_static.exit_code, 0) << fully_static.err;
+  EXPECT_FALSE(HasInterpreter((dir / "orders_pc_static").string()));
+  ExpectOrdersReport(RunCommand(env + "'" + (dir / "orders_pc_static").string() + "'", dir),
+                     "pkg-config --static");
 }
 #endif
 

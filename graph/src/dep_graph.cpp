@@ -27,6 +27,9 @@ struct StrongPathView {
   const ClassGraph* graph;
   const std::vector<Dependency>* deps;
   Direction dir;
+  // When set, forward steps into classes ranked above `rank_limit` are left out (see Search).
+  const std::vector<std::uint32_t>* rank = nullptr;
+  std::uint32_t rank_limit = 0;
 };
 
 struct StateEdge {
@@ -94,7 +97,9 @@ class StateEdgeIterator
   void SkipForbidden() {
     while (!AtEnd()) {
       bool next_flag = false;
-      if (Step(view_->dir, StateFlag(source_), (*view_->deps)[CurrentDep()].types, &next_flag)) {
+      const Dependency& d = (*view_->deps)[CurrentDep()];
+      if (Step(view_->dir, StateFlag(source_), d.types, &next_flag) &&
+          (view_->rank == nullptr || (*view_->rank)[d.to] <= view_->rank_limit)) {
         return;
       }
       Advance();
@@ -305,7 +310,7 @@ void DepGraph::StartSearch() const {
 }
 
 std::optional<std::vector<PathStep>> DepGraph::Search(
-    Direction dir, State root, const std::function<bool(State)>& match) const {
+    Direction dir, State root, const std::function<bool(State)>& match, ClassId limit) const {
   if (StateClass(root) >= class_count()) {
     // A class without dependencies: only the root itself can match.
     if (match(root)) return std::vector<PathStep>{};
@@ -313,6 +318,13 @@ std::optional<std::vector<PathStep>> DepGraph::Search(
   }
   StartSearch();
   StrongPathView view{&graph_, &deps_, dir};
+  if (dir == Direction::kForward && limit != kNoClass && unordered_edges_ == 0 &&
+      limit < rank_.size()) {
+    // Ordered graph: every class on a path to `limit` ranks at most rank(limit), so the walk
+    // never needs to enter a class ranked above it (Pearce-Kelly's bound on the search).
+    view.rank = &rank_;
+    view.rank_limit = rank_[limit];
+  }
   StampedColorMap colors{&stamp_, &color_, generation_};
   boost::queue<State> queue;
   MatchVisitor visitor(&match, nullptr, &pred_);

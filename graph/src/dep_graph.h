@@ -73,8 +73,11 @@ class DepGraph {
   // Breadth-first search over strong walks from `root`. `match(state)` is tested on every
   // state in BFS order, the root included; the first match ends the search and its path
   // (root excluded, in walk order) is returned. `visit(state)`, if given, sees every state.
+  // `limit`: a forward search that can only match states of class `limit` (or of classes ranked
+  // no higher); while the graph is ordered the walk then skips every class ranked above it.
   std::optional<std::vector<PathStep>> Search(Direction dir, State root,
-                                              const std::function<bool(State)>& match) const;
+                                              const std::function<bool(State)>& match,
+                                              ClassId limit = kNoClass) const;
   void VisitAll(Direction dir, State root, const std::function<void(State)>& visit) const;
 
   // False only when no path from -> ... -> to can exist: the graph is still ordered by the

@@ -745,7 +745,8 @@ bool Validator::CheckCircular(AcquireContext& ac, const HeldLock& prev, const He
     return StateClass(s) == prev.cls && (prev_exclusive || !StateFlag(s));
   };
   auto path = e_->graph.Search(
-      Direction::kForward, MakeState(next.cls, next.mode == AcquireMode::kSharedRecursive), match);
+      Direction::kForward, MakeState(next.cls, next.mode == AcquireMode::kSharedRecursive), match,
+      prev.cls);
   if (!path) return true;
 
   Finding f = Base(FindingKind::kCircularDependency, ac, next);
@@ -1306,6 +1307,58 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
              request_bits, chain_flags};
   }
   if (!pending.empty()) e.Deliver(pending);
+}
+
+bool Engine::TryAcquireCached(ThreadState& thread, LockId lock, AcquireMode mode, bool trylock,
+                              std::uint64_t ip) {
+  Impl& e = *impl_;
+  ThreadState::Impl& t = *thread.impl_;
+  // The same memo look-up as Acquire's fastest path, for a request without subclass and
+  // nest_lock; anything else (a step never taken, a same-class chain, the engine off) is
+  // Acquire's business.
+  const ThreadState::Impl::Frame& f = t.frames.back();
+  const std::size_t held = t.held.size();
+  const std::uint64_t top = held > f.held_base ? t.held.back().chain_key : f.seed;
+  const auto request_bits =
+      static_cast<std::uint16_t>(static_cast<unsigned>(mode) | (unsigned(trylock) << 2));
+  const std::uint64_t step_hash = MixKey(top, lock);
+  const ThreadState::Impl::ChainStep* step = &t.steps[step_hash % kChainStepCacheSize];
+  if (step->lock != lock || step->top_key != top) {
+    step = &t.steps[(step_hash >> 32) % kChainStepCacheSize];
+    if (step->lock != lock || step->top_key != top) return false;
+  }
+  if (step->request_bits != request_bits || step->irq_epoch != t.irq_epoch ||
+      (step->flags & ChainCache::kSameClass) || held - f.held_base >= e.options.max_held_locks ||
+      held == t.held.capacity() || !e.enabled.load(std::memory_order_relaxed) ||
+      step->shard_epoch != e.ShardOf(lock).epoch.load(std::memory_order_acquire)) {
+    return false;
+  }
+  HeldLock& h = t.held.emplace_back();
+  h.lock = lock;
+  h.cls = step->cls;
+  h.serial = step->serial;
+  h.mode = mode;
+  h.trylock = trylock;
+  h.ip = ip;
+  h.frame = static_cast<std::uint32_t>(t.frames.size() - 1);
+  h.chain_key = step->chain_key;
+  if (++t.unflushed_hits == 4096) {  // batched: no shared cache line per hit
+    e.cache_hits.fetch_add(t.unflushed_hits, std::memory_order_relaxed);
+    t.unflushed_hits = 0;
+  }
+  return true;
+}
+
+bool Engine::TryReleaseInnermost(ThreadState& thread, LockId lock) {
+  ThreadState::Impl& t = *thread.impl_;
+  // The innermost lock of the current frame: nothing above it to re-key, no frame base to move.
+  if (t.held.empty() || t.held.back().lock != lock ||
+      t.held.size() <= t.frames.back().held_base ||
+      !impl_->enabled.load(std::memory_order_relaxed)) {
+    return false;
+  }
+  t.held.pop_back();
+  return true;
 }
 
 void Engine::Release(ThreadState& thread, LockId lock, std::uint64_t ip) {

@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <algorithm>
 #include <cstdint>
@@ -289,6 +290,9 @@ struct IgnoredRanges {
 };
 constinit IgnoredRanges g_ignored;
 constinit std::atomic<int> g_ignored_state{0};  // 0 unknown, 1 computing, 2 ready
+// The smallest range holding every ignored range, for the fast path's one comparison (empty
+// until the ranges are known, and when there are none).
+constinit std::uintptr_t g_ignored_lo = 0, g_ignored_hi = 0;
 
 int CollectAllocatorRanges(dl_phdr_info* info, size_t, void* arg) {
   auto* r = static_cast<IgnoredRanges*>(arg);
@@ -338,6 +342,10 @@ bool FromAllocator(std::uint64_t ip) {
         r.hull_size = hi - lo;
       }
       g_ignored = r;
+      if (r.count > 0) {
+        g_ignored_lo = *std::min_element(r.lo, r.lo + r.count);
+        g_ignored_hi = *std::max_element(r.hi, r.hi + r.count);
+      }
       g_ignored_state.store(2, std::memory_order_release);
     } else {
       return false;
@@ -353,6 +361,77 @@ bool FromAllocator(std::uint64_t ip) {
 struct Pre {
   bool tracked = false;  // the engine saw an Acquire that must be cancelled on failure
 };
+
+// Bumped whenever the handled-signal set changes (threads re-apply their signal state).
+constinit std::atomic<unsigned> g_handled_gen{1};
+
+// --- The fast path --------------------------------------------------------------------------
+// The common case of lock and unlock, inlined into the interposers: a lock lockgraph knows (its
+// stamp matches), a thread whose held chain with this lock was validated before (the engine's
+// per-thread memo), no recording, nothing pending. It sets the recursion guard and asks the
+// engine's TryAcquireCached / TryReleaseInnermost, which never report, allocate or call out, so
+// it needs no errno save, no cancellation-state change and no exception handler. Anything
+// else returns false and the full hook below runs.
+
+bool MaybeFromAllocator(std::uint64_t ip) {
+  return g_ignored_state.load(std::memory_order_relaxed) != 2 ||
+         (ip >= g_ignored_lo && ip < g_ignored_hi);
+}
+
+// The runtime and this thread's engine state when the fast path may run, else a null ts.
+struct FastCtx {
+  Runtime* rt;
+  ThreadState* ts;
+};
+FastCtx FastEnter() {
+  Runtime* rt = RunningRuntime();
+  if (rt == nullptr) return {nullptr, nullptr};
+  ThreadRecord* rec = tls.record;
+  if (rec == nullptr || tls.handled_gen != g_handled_gen.load(std::memory_order_relaxed) ||
+      rt->deferred_count.load(std::memory_order_relaxed) != 0 ||
+      !rt->options.intercept.load(std::memory_order_relaxed) || rt->recorder.enabled()) {
+    return {nullptr, nullptr};
+  }
+  return {rt, rec->state.get()};
+}
+
+// A plain, error-checking or adaptive mutex of this process that lockgraph stamped: the kinds
+// the fast path handles (a recursive mutex's owner re-lock is no event: the full hook decides).
+bool MutexFastKind(const pthread_mutex_t* m) {
+  const int kind = MutexKind(m);
+  return kind >= 0 && (kind & (kMutexRobustBit | kMutexPsharedBit)) == 0 &&
+         (kind & kMutexKindMask) != PTHREAD_MUTEX_RECURSIVE_NP;
+}
+bool MutexStamped(pthread_mutex_t* m) {
+  return reinterpret_cast<std::uintptr_t>(__atomic_load_n(MutexStampSlot(m), __ATOMIC_RELAXED)) ==
+         StampOf(m);
+}
+bool RwlockStamped(pthread_rwlock_t* l) {
+  return l->__data.__shared == 0 &&
+         __atomic_load_n(RwlockStampSlot(l), __ATOMIC_RELAXED) == StampOf(l);
+}
+
+// Acquisition of a stamped lock: true when the engine recorded it on its cached path.
+inline bool AcquireFast(void* lock, AcquireMode mode, bool trylock, std::uint64_t ip) {
+  if (MaybeFromAllocator(ip) || !TryEnterFast()) return false;
+  bool done = false;
+  if (const FastCtx c = FastEnter(); c.ts != nullptr) {
+    done = c.rt->engine.TryAcquireCached(*c.ts, reinterpret_cast<LockId>(lock), mode, trylock, ip);
+  }
+  LeaveFast();
+  return done;
+}
+
+// Release of a lock the thread holds innermost in the engine.
+inline bool ReleaseFast(void* lock, std::uint64_t ip) {
+  if (MaybeFromAllocator(ip) || !TryEnterFast()) return false;
+  bool done = false;
+  if (const FastCtx c = FastEnter(); c.ts != nullptr) {
+    done = c.rt->engine.TryReleaseInnermost(*c.ts, reinterpret_cast<LockId>(lock));
+  }
+  LeaveFast();
+  return done;
+}
 
 // The runtime and this thread's state when a hook may run, else nulls.
 struct Ctx {
@@ -419,7 +498,7 @@ bool MutexRelockByOwner(pthread_mutex_t* m) {
          __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED) == CurrentTid();
 }
 
-Pre BeforeMutexBlocking(pthread_mutex_t* m, std::uint64_t ip) {
+[[gnu::noinline]] Pre BeforeMutexBlockingSlow(pthread_mutex_t* m, std::uint64_t ip) {
   if (FromAllocator(ip)) return Pre{};
   ErrnoSaver errno_saver;
   HookScope scope;
@@ -447,6 +526,13 @@ Pre BeforeMutexBlocking(pthread_mutex_t* m, std::uint64_t ip) {
   return pre;
 }
 
+inline Pre BeforeMutexBlocking(pthread_mutex_t* m, std::uint64_t ip) {
+  if (MutexFastKind(m) && MutexStamped(m) && AcquireFast(m, AcquireMode::kExclusive, false, ip)) {
+    return Pre{true};
+  }
+  return BeforeMutexBlockingSlow(m, ip);
+}
+
 void AfterMutexBlocking(pthread_mutex_t* m, const Pre& pre, int rc) {
   // EOWNERDEAD (robust) and ENOTRECOVERABLE: the first holds the lock, the second does not.
   if (!pre.tracked || rc == 0 || rc == EOWNERDEAD) return;
@@ -463,7 +549,7 @@ void AfterMutexBlocking(pthread_mutex_t* m, const Pre& pre, int rc) {
   }
 }
 
-void AfterMutexTry(pthread_mutex_t* m, int rc, std::uint64_t ip) {
+[[gnu::noinline]] void AfterMutexTrySlow(pthread_mutex_t* m, int rc, std::uint64_t ip) {
   if (FromAllocator(ip)) return;
   const bool destroyed = rc == EINVAL && MutexDestroyedByLibc(m);
   if (rc != 0 && rc != EOWNERDEAD && !destroyed) return;
@@ -490,6 +576,14 @@ void AfterMutexTry(pthread_mutex_t* m, int rc, std::uint64_t ip) {
   }
 }
 
+inline void AfterMutexTry(pthread_mutex_t* m, int rc, std::uint64_t ip) {
+  if (rc == 0 && MutexFastKind(m) && MutexStamped(m) &&
+      AcquireFast(m, AcquireMode::kExclusive, true, ip)) {
+    return;
+  }
+  AfterMutexTrySlow(m, rc, ip);
+}
+
 // Releases `lock` in the engine when this thread holds it there, or when the real lock says the
 // caller is not its owner (unlock by a non-owner, or of an unlocked lock: reported).
 void ReleaseIfOwned(Ctx& c, void* lock, LockKind kind, bool caller_is_owner, std::uint64_t ip) {
@@ -505,7 +599,7 @@ void ReleaseIfOwned(Ctx& c, void* lock, LockKind kind, bool caller_is_owner, std
   EngineRelease(c, lock, ip);
 }
 
-void BeforeMutexUnlock(pthread_mutex_t* m, std::uint64_t ip) {
+[[gnu::noinline]] void BeforeMutexUnlockSlow(pthread_mutex_t* m, std::uint64_t ip) {
   if (FromAllocator(ip)) return;
   ErrnoSaver errno_saver;
   HookScope scope;
@@ -530,6 +624,11 @@ void BeforeMutexUnlock(pthread_mutex_t* m, std::uint64_t ip) {
   } catch (...) {
     InternalError("mutex unlock");
   }
+}
+
+inline void BeforeMutexUnlock(pthread_mutex_t* m, std::uint64_t ip) {
+  if (MutexFastKind(m) && ReleaseFast(m, ip)) return;
+  BeforeMutexUnlockSlow(m, ip);
 }
 
 // Init hooks: the class of the call site, a new instance, the stamp.
@@ -583,7 +682,7 @@ AcquireMode ReadMode(const pthread_rwlock_t* l) {
              : AcquireMode::kSharedRecursive;
 }
 
-Pre BeforeRwlockBlocking(pthread_rwlock_t* l, bool write, std::uint64_t ip) {
+[[gnu::noinline]] Pre BeforeRwlockBlockingSlow(pthread_rwlock_t* l, bool write, std::uint64_t ip) {
   if (FromAllocator(ip)) return Pre{};
   ErrnoSaver errno_saver;
   HookScope scope;
@@ -603,6 +702,14 @@ Pre BeforeRwlockBlocking(pthread_rwlock_t* l, bool write, std::uint64_t ip) {
   return pre;
 }
 
+inline Pre BeforeRwlockBlocking(pthread_rwlock_t* l, bool write, std::uint64_t ip) {
+  if (RwlockStamped(l) &&
+      AcquireFast(l, write ? AcquireMode::kExclusive : ReadMode(l), false, ip)) {
+    return Pre{true};
+  }
+  return BeforeRwlockBlockingSlow(l, write, ip);
+}
+
 void AfterRwlockBlocking(pthread_rwlock_t* l, const Pre& pre, int rc) {
   if (!pre.tracked || rc == 0) return;
   ErrnoSaver errno_saver;
@@ -618,7 +725,7 @@ void AfterRwlockBlocking(pthread_rwlock_t* l, const Pre& pre, int rc) {
   }
 }
 
-void AfterRwlockTry(pthread_rwlock_t* l, bool write, int rc, std::uint64_t ip) {
+[[gnu::noinline]] void AfterRwlockTrySlow(pthread_rwlock_t* l, bool write, int rc, std::uint64_t ip) {
   if (FromAllocator(ip)) return;
   if (rc != 0) return;
   ErrnoSaver errno_saver;
@@ -636,7 +743,15 @@ void AfterRwlockTry(pthread_rwlock_t* l, bool write, int rc, std::uint64_t ip) {
   }
 }
 
-void BeforeRwlockUnlock(pthread_rwlock_t* l, std::uint64_t ip) {
+inline void AfterRwlockTry(pthread_rwlock_t* l, bool write, int rc, std::uint64_t ip) {
+  if (rc == 0 && RwlockStamped(l) &&
+      AcquireFast(l, write ? AcquireMode::kExclusive : ReadMode(l), true, ip)) {
+    return;
+  }
+  AfterRwlockTrySlow(l, write, rc, ip);
+}
+
+[[gnu::noinline]] void BeforeRwlockUnlockSlow(pthread_rwlock_t* l, std::uint64_t ip) {
   if (FromAllocator(ip)) return;
   ErrnoSaver errno_saver;
   HookScope scope;
@@ -654,6 +769,11 @@ void BeforeRwlockUnlock(pthread_rwlock_t* l, std::uint64_t ip) {
   } catch (...) {
     InternalError("rwlock unlock");
   }
+}
+
+inline void BeforeRwlockUnlock(pthread_rwlock_t* l, std::uint64_t ip) {
+  if (ReleaseFast(l, ip)) return;
+  BeforeRwlockUnlockSlow(l, ip);
 }
 
 // --- Spinlock hooks -------------------------------------------------------------------------
@@ -724,7 +844,6 @@ struct HandlerSlot {
 };
 constinit HandlerSlot g_handlers[kMaxSignal + 1];
 constinit std::atomic<std::uint64_t> g_handled{0};
-constinit std::atomic<unsigned> g_handled_gen{1};
 
 std::uint64_t SigsetBits(const sigset_t& set) {
   std::uint64_t bits = 0;

@@ -119,6 +119,40 @@ class NoCancel {
   int old_ = PTHREAD_CANCEL_ENABLE;
 };
 
+// What the hooks' fast path reads directly (runtime.cpp owns them): the lifecycle state
+// (kRuntimeRunning once started), the runtime, and the fork-quiesce flag and fence choice.
+constexpr int kRuntimeRunning = 2;
+extern std::atomic<int> g_runtime_state;
+extern Runtime* g_runtime;
+extern std::atomic<bool> g_fork_pending;
+extern bool g_use_membarrier;
+
+// The running runtime, or nullptr (not started, starting, or off); never starts it.
+inline Runtime* RunningRuntime() {
+  return g_runtime_state.load(std::memory_order_acquire) == kRuntimeRunning ? g_runtime : nullptr;
+}
+
+// A hook's fast path: sets the recursion guard as HookScope does (same fork-quiesce protocol)
+// but does none of its cold work (registration, waiting for a fork, cancellation state), so the
+// code between TryEnterFast and LeaveFast must make no call that can block, allocate, report or
+// be a cancellation point. Returns false, guard untouched, when a full HookScope is needed.
+inline bool TryEnterFast() {
+  if (tls.guard != 0 || !tls.registered || tls.exiting) return false;
+  tls.guard = 1;
+  if (g_use_membarrier) std::atomic_signal_fence(std::memory_order_seq_cst);
+  else std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (g_fork_pending.load(std::memory_order_acquire)) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    __atomic_store_n(&tls.guard, 0, __ATOMIC_RELEASE);
+    return false;
+  }
+  return true;
+}
+inline void LeaveFast() {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  __atomic_store_n(&tls.guard, 0, __ATOMIC_RELEASE);
+}
+
 class HookScope {
  public:
   HookScope();

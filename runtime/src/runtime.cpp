@@ -26,14 +26,17 @@
 namespace lockgraph::runtime_internal {
 
 __thread ThreadLocal tls __attribute__((tls_model("initial-exec"))) = {};
+constinit std::atomic<int> g_runtime_state{0};
+constinit Runtime* g_runtime = nullptr;
+constinit std::atomic<bool> g_fork_pending{false};
+constinit bool g_use_membarrier = false;
 
 namespace {
 
 // Runtime lifecycle: never started, being initialised (by one thread), running, off.
-enum : int { kNew = 0, kInitializing = 1, kRunning = 2, kOff = 3 };
-std::atomic<int> g_state{kNew};
+enum : int { kNew = 0, kInitializing = 1, kRunning = kRuntimeRunning, kOff = 3 };
+std::atomic<int>& g_state = g_runtime_state;
 alignas(Runtime) unsigned char g_storage[sizeof(Runtime)];
-Runtime* g_runtime = nullptr;
 
 std::atomic<unsigned long> g_findings{0};
 
@@ -56,8 +59,6 @@ class SpinLock {
 SpinLock g_registry_lock;
 ThreadLocal* g_registry_head = nullptr;
 SpinLock g_fork_lock;
-std::atomic<bool> g_fork_pending{false};
-bool g_use_membarrier = false;
 pthread_key_t g_exit_key;
 std::atomic<bool> g_exit_key_made{false};
 pid_t g_main_tid = 0;

@@ -190,8 +190,19 @@ class Engine {
   // An acquisition that succeeded (or, for blocking calls, is about to block: the dependency is
   // the same). An unknown lock gets an anonymous class keyed by its id.
   void Acquire(ThreadState& thread, const AcquireRequest& request);
+  // The cached path of Acquire alone, for hooks that must stay small: when this exact step
+  // (same held chain in this context, same lock, same mode and trylock bit, no subclass, no
+  // nest_lock) was validated before and nothing it depended on has changed, records the
+  // acquisition and returns true. Otherwise does nothing and returns false, and the caller makes
+  // the full Acquire. Never reports, never captures a stack, takes no lock, makes no call out.
+  bool TryAcquireCached(ThreadState& thread, LockId lock, AcquireMode mode, bool trylock,
+                        std::uint64_t ip);
   // Releases the innermost hold of `lock`. Releasing a lock not held is a finding.
   void Release(ThreadState& thread, LockId lock, std::uint64_t ip = 0);
+  // Release's common case alone: when `lock` is the innermost lock held in the current context,
+  // releases it and returns true; otherwise does nothing and returns false (make the full
+  // Release). Same guarantees as TryAcquireCached.
+  bool TryReleaseInnermost(ThreadState& thread, LockId lock);
   // Undoes the innermost Acquire of `lock` without any check: the real call failed after the
   // acquisition was validated (a timed lock that timed out, EDEADLK from an errorcheck mutex).
   void CancelAcquire(ThreadState& thread, LockId lock);

@@ -239,12 +239,26 @@ struct ClassRec {
   }
 };
 
+// What an InstanceHandle points to: a live instance's lock and binding, readable without the
+// shard lock. Slots are never freed while the engine lives (a recycled slot names another lock,
+// which a reader detects), so a stale handle kept in a lock object is safe to read.
+struct InstanceSlot {
+  std::atomic<LockId> lock{kNoLock};          // kNoLock while destroyed or free
+  std::atomic<std::uint64_t> binding{0};      // class | serial << 32
+  InstanceSlot* next_free = nullptr;          // free list (Impl::slot_mu)
+  void Bind(LockId l, ClassId cls, std::uint32_t serial) {
+    binding.store(std::uint64_t{cls} | (std::uint64_t{serial} << 32), std::memory_order_release);
+    lock.store(l, std::memory_order_release);
+  }
+};
+
 struct InstanceRec {
   ClassId cls = kNoClass;
   std::uint32_t serial = 0;
   bool destroyed = false;
   StackId destroy_stack = kNoStack;
   std::uint64_t destroy_ip = 0;
+  InstanceSlot* slot = nullptr;  // made on the first HandleOf
 };
 
 struct InstanceShard {
@@ -302,6 +316,31 @@ struct Engine::Impl {
   std::atomic<std::uint64_t> entered[2] = {};  // contexts ever entered (shown in usage strings)
   std::atomic<bool> has_instance_graphs{false};
   std::atomic<std::size_t> cache_hits{0};
+
+  // Instance slots (InstanceHandle), allocated in chunks and recycled, never freed.
+  static constexpr std::size_t kSlotChunk = 1024;
+  std::mutex slot_mu;  // taken inside a shard lock, never the other way round
+  std::vector<std::unique_ptr<InstanceSlot[]>> slot_chunks;
+  std::size_t slot_chunk_used = kSlotChunk;
+  InstanceSlot* free_slots = nullptr;
+  InstanceSlot* NewSlot() {
+    std::lock_guard<std::mutex> g(slot_mu);
+    if (InstanceSlot* s = free_slots) {
+      free_slots = s->next_free;
+      return s;
+    }
+    if (slot_chunk_used == kSlotChunk) {
+      slot_chunks.emplace_back(new InstanceSlot[kSlotChunk]);
+      slot_chunk_used = 0;
+    }
+    return &slot_chunks.back()[slot_chunk_used++];
+  }
+  void FreeSlot(InstanceSlot* s) {
+    s->lock.store(kNoLock, std::memory_order_release);
+    std::lock_guard<std::mutex> g(slot_mu);
+    s->next_free = free_slots;
+    free_slots = s;
+  }
 
   ClassRec& Class(ClassId id) const {
     return chunks[id >> kClassChunkBits].load(std::memory_order_acquire)[id & (kClassChunkSize - 1)];
@@ -1019,8 +1058,10 @@ void Engine::InitLock(ThreadState& thread, LockId lock, ClassId cls, std::uint64
     auto [it, inserted] = shard.map.try_emplace(lock);
     if (inserted) e.instance_count.fetch_add(1, std::memory_order_relaxed);
     else shard.epoch.fetch_add(1, std::memory_order_release);
+    InstanceSlot* slot = it->second.slot;
     it->second = InstanceRec{cls, e.next_serial.fetch_add(1, std::memory_order_relaxed), false,
-                             kNoStack, 0};
+                             kNoStack, 0, slot};
+    if (slot) slot->Bind(lock, cls, it->second.serial);
   }
   e.Deliver(pending);
 }
@@ -1039,6 +1080,7 @@ void Engine::SetLockClass(LockId lock, ClassId cls) {
   }
   it->second.cls = cls;
   it->second.destroyed = false;
+  if (it->second.slot) it->second.slot->Bind(lock, cls, it->second.serial);
 }
 
 void Engine::DestroyLock(ThreadState& thread, LockId lock, std::uint64_t ip,
@@ -1074,6 +1116,7 @@ void Engine::DestroyLock(ThreadState& thread, LockId lock, std::uint64_t ip,
     if (it != shard.map.end() && !it->second.destroyed) {
       shard.epoch.fetch_add(1, std::memory_order_release);
       it->second.destroyed = true;
+      if (it->second.slot) it->second.slot->lock.store(kNoLock, std::memory_order_release);
       it->second.destroy_ip = ip;
       it->second.destroy_stack = get_stack();
       serial = it->second.serial;
@@ -1085,6 +1128,7 @@ void Engine::DestroyLock(ThreadState& thread, LockId lock, std::uint64_t ip,
         shard.destroyed.pop_front();
         auto old = shard.map.find(old_lock);
         if (old != shard.map.end() && old->second.destroyed && old->second.serial == old_serial) {
+          if (old->second.slot) e.FreeSlot(old->second.slot);
           shard.map.erase(old);
           e.instance_count.fetch_sub(1, std::memory_order_relaxed);
         }
@@ -1097,6 +1141,20 @@ void Engine::DestroyLock(ThreadState& thread, LockId lock, std::uint64_t ip,
     if (ig != e.instance_graphs.end()) ig->second.Remove(serial);
   }
   e.Deliver(pending);
+}
+
+InstanceHandle Engine::HandleOf(LockId lock) {
+  Impl& e = *impl_;
+  if (!e.enabled.load(std::memory_order_relaxed)) return 0;
+  InstanceShard& shard = e.ShardOf(lock);
+  std::lock_guard<std::mutex> g(shard.mu);
+  auto it = shard.map.find(lock);
+  if (it == shard.map.end() || it->second.destroyed || it->second.cls == kNoClass) return 0;
+  if (it->second.slot == nullptr) {
+    it->second.slot = e.NewSlot();
+    it->second.slot->Bind(lock, it->second.cls, it->second.serial);
+  }
+  return reinterpret_cast<InstanceHandle>(it->second.slot);
 }
 
 bool Engine::KnowsLock(LockId lock) const {
@@ -1310,38 +1368,74 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
 }
 
 bool Engine::TryAcquireCached(ThreadState& thread, LockId lock, AcquireMode mode, bool trylock,
-                              std::uint64_t ip) {
+                              std::uint64_t ip, InstanceHandle handle) {
   Impl& e = *impl_;
   ThreadState::Impl& t = *thread.impl_;
   // The same memo look-up as Acquire's fastest path, for a request without subclass and
-  // nest_lock; anything else (a step never taken, a same-class chain, the engine off) is
+  // nest_lock; on a memo miss, the instance from `handle` and the chain from the chain cache.
+  // Anything else (a chain never validated, new usage, a same-class chain, the engine off) is
   // Acquire's business.
   const ThreadState::Impl::Frame& f = t.frames.back();
   const std::size_t held = t.held.size();
+  if (held - f.held_base >= e.options.max_held_locks || held == t.held.capacity() ||
+      !e.enabled.load(std::memory_order_relaxed)) {
+    return false;
+  }
   const std::uint64_t top = held > f.held_base ? t.held.back().chain_key : f.seed;
   const auto request_bits =
       static_cast<std::uint16_t>(static_cast<unsigned>(mode) | (unsigned(trylock) << 2));
+  const std::uint64_t shard_epoch = e.ShardOf(lock).epoch.load(std::memory_order_acquire);
   const std::uint64_t step_hash = MixKey(top, lock);
-  const ThreadState::Impl::ChainStep* step = &t.steps[step_hash % kChainStepCacheSize];
+  ThreadState::Impl::ChainStep* step = &t.steps[step_hash % kChainStepCacheSize];
   if (step->lock != lock || step->top_key != top) {
     step = &t.steps[(step_hash >> 32) % kChainStepCacheSize];
-    if (step->lock != lock || step->top_key != top) return false;
   }
-  if (step->request_bits != request_bits || step->irq_epoch != t.irq_epoch ||
-      (step->flags & ChainCache::kSameClass) || held - f.held_base >= e.options.max_held_locks ||
-      held == t.held.capacity() || !e.enabled.load(std::memory_order_relaxed) ||
-      step->shard_epoch != e.ShardOf(lock).epoch.load(std::memory_order_acquire)) {
-    return false;
+  ClassId cls;
+  std::uint32_t serial;
+  std::uint64_t chain_key;
+  if (step->lock == lock && step->top_key == top && step->request_bits == request_bits &&
+      step->irq_epoch == t.irq_epoch && step->shard_epoch == shard_epoch) {
+    if (step->flags & ChainCache::kSameClass) return false;
+    cls = step->cls;
+    serial = step->serial;
+    chain_key = step->chain_key;
+  } else {
+    if (handle == 0) return false;
+    const auto* slot = reinterpret_cast<const InstanceSlot*>(handle);
+    const std::uint64_t binding = slot->binding.load(std::memory_order_acquire);
+    if (slot->lock.load(std::memory_order_acquire) != lock) return false;
+    cls = static_cast<ClassId>(binding);
+    serial = static_cast<std::uint32_t>(binding >> 32);
+    if (cls == kNoClass) return false;
+    chain_key = ChainKey(top, cls, mode, trylock, false);
+    std::uint8_t chain_flags = 0;
+    if (!e.chains.Find(chain_key, &chain_flags) || (chain_flags & ChainCache::kSameClass)) {
+      return false;
+    }
+    // Usage bits this acquisition implies must all be set already (else the slow path sets them).
+    const ClassRec& crec = e.Class(cls);
+    const bool read = IsRead(mode);
+    const UsageKind used_in = read ? UsageKind::kUsedInRead : UsageKind::kUsedIn;
+    const UsageKind enabled = read ? UsageKind::kEnabledRead : UsageKind::kEnabled;
+    if (!trylock && !(t.in_mask & ~crec.UsageMask(used_in)).Empty()) return false;
+    if (!(t.enabled & ~crec.UsageMask(enabled)).Empty()) return false;
+    // Memoise the step (the epoch read before the binding: a change since makes it stale).
+    ThreadState::Impl::ChainStep* memo = &t.steps[step_hash % kChainStepCacheSize];
+    if (memo->lock != kNoLock && (memo->lock != lock || memo->top_key != top)) {
+      memo = &t.steps[(step_hash >> 32) % kChainStepCacheSize];
+    }
+    *memo = {top, lock, shard_epoch, t.irq_epoch, chain_key, cls, serial, request_bits,
+             chain_flags};
   }
   HeldLock& h = t.held.emplace_back();
   h.lock = lock;
-  h.cls = step->cls;
-  h.serial = step->serial;
+  h.cls = cls;
+  h.serial = serial;
   h.mode = mode;
   h.trylock = trylock;
   h.ip = ip;
   h.frame = static_cast<std::uint32_t>(t.frames.size() - 1);
-  h.chain_key = step->chain_key;
+  h.chain_key = chain_key;
   if (++t.unflushed_hits == 4096) {  // batched: no shared cache line per hit
     e.cache_hits.fetch_add(t.unflushed_hits, std::memory_order_relaxed);
     t.unflushed_hits = 0;

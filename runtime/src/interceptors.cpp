@@ -191,6 +191,17 @@ bool MutexDestroyedByLibc(const pthread_mutex_t* m) { return MutexKind(m) == -1;
 void** MutexStampSlot(pthread_mutex_t* m) {
   return reinterpret_cast<void**>(&m->__data.__list.__next);
 }
+// The other list word, as unused as the stamp's: the engine's handle of the instance, so the
+// fast path finds it without the engine's instance table (0: not known yet).
+InstanceHandle* MutexHandleSlot(pthread_mutex_t* m) {
+  return reinterpret_cast<InstanceHandle*>(&m->__data.__list.__prev);
+}
+// Stores the engine's handle of a stamped mutex's instance beside the stamp.
+void WriteHandle(Runtime* rt, void* lock, LockKind kind) {
+  if (kind != LockKind::kMutex) return;
+  const InstanceHandle h = rt->engine.HandleOf(reinterpret_cast<LockId>(lock));
+  __atomic_store_n(MutexHandleSlot(static_cast<pthread_mutex_t*>(lock)), h, __ATOMIC_RELAXED);
+}
 std::uintptr_t* RwlockStampSlot(pthread_rwlock_t* l) {
   return reinterpret_cast<std::uintptr_t*>(&l->__data.__pad2);
 }
@@ -252,6 +263,11 @@ void EnsureKnown(Runtime* rt, ThreadState* ts, void* lock, LockKind kind, std::u
   const bool stampable = Stampable(lock, kind);
   if (stampable ? StampMatches(lock, kind)
                 : rt->engine.KnowsLock(reinterpret_cast<LockId>(lock))) {
+    if (stampable && kind == LockKind::kMutex &&
+        __atomic_load_n(MutexHandleSlot(static_cast<pthread_mutex_t*>(lock)), __ATOMIC_RELAXED) ==
+            0) {
+      WriteHandle(rt, lock, kind);  // stamped before the engine had the instance's handle
+    }
     return;
   }
   StripeLock stripe(lock);
@@ -263,7 +279,10 @@ void EnsureKnown(Runtime* rt, ThreadState* ts, void* lock, LockKind kind, std::u
   if (cls == kNoClass) return;
   rt->engine.InitLock(*ts, reinterpret_cast<LockId>(lock), cls, ip);
   rt->recorder.LockInit(*ts, reinterpret_cast<LockId>(lock), cls, ip);
-  if (stampable) WriteStamp(lock, kind);
+  if (stampable) {
+    WriteHandle(rt, lock, kind);
+    WriteStamp(lock, kind);
+  }
 }
 
 // Whether the lock is known (for destroy: never report on locks lockgraph never saw).
@@ -290,9 +309,6 @@ struct IgnoredRanges {
 };
 constinit IgnoredRanges g_ignored;
 constinit std::atomic<int> g_ignored_state{0};  // 0 unknown, 1 computing, 2 ready
-// The smallest range holding every ignored range, for the fast path's one comparison (empty
-// until the ranges are known, and when there are none).
-constinit std::uintptr_t g_ignored_lo = 0, g_ignored_hi = 0;
 
 int CollectAllocatorRanges(dl_phdr_info* info, size_t, void* arg) {
   auto* r = static_cast<IgnoredRanges*>(arg);
@@ -342,10 +358,6 @@ bool FromAllocator(std::uint64_t ip) {
         r.hull_size = hi - lo;
       }
       g_ignored = r;
-      if (r.count > 0) {
-        g_ignored_lo = *std::min_element(r.lo, r.lo + r.count);
-        g_ignored_hi = *std::max_element(r.hi, r.hi + r.count);
-      }
       g_ignored_state.store(2, std::memory_order_release);
     } else {
       return false;
@@ -375,7 +387,7 @@ constinit std::atomic<unsigned> g_handled_gen{1};
 
 bool MaybeFromAllocator(std::uint64_t ip) {
   return g_ignored_state.load(std::memory_order_relaxed) != 2 ||
-         (ip >= g_ignored_lo && ip < g_ignored_hi);
+         ip - g_ignored.hull_lo < g_ignored.hull_size;
 }
 
 // The runtime and this thread's engine state when the fast path may run, else a null ts.
@@ -412,11 +424,13 @@ bool RwlockStamped(pthread_rwlock_t* l) {
 }
 
 // Acquisition of a stamped lock: true when the engine recorded it on its cached path.
-inline bool AcquireFast(void* lock, AcquireMode mode, bool trylock, std::uint64_t ip) {
+inline bool AcquireFast(void* lock, AcquireMode mode, bool trylock, std::uint64_t ip,
+                        InstanceHandle handle = 0) {
   if (MaybeFromAllocator(ip) || !TryEnterFast()) return false;
   bool done = false;
   if (const FastCtx c = FastEnter(); c.ts != nullptr) {
-    done = c.rt->engine.TryAcquireCached(*c.ts, reinterpret_cast<LockId>(lock), mode, trylock, ip);
+    done = c.rt->engine.TryAcquireCached(*c.ts, reinterpret_cast<LockId>(lock), mode, trylock, ip,
+                                         handle);
   }
   LeaveFast();
   return done;
@@ -527,15 +541,24 @@ bool MutexRelockByOwner(pthread_mutex_t* m) {
 }
 
 inline Pre BeforeMutexBlocking(pthread_mutex_t* m, std::uint64_t ip) {
-  if (MutexFastKind(m) && MutexStamped(m) && AcquireFast(m, AcquireMode::kExclusive, false, ip)) {
+  if (MutexFastKind(m) && MutexStamped(m) &&
+      AcquireFast(m, AcquireMode::kExclusive, false, ip,
+                  __atomic_load_n(MutexHandleSlot(m), __ATOMIC_RELAXED))) {
     return Pre{true};
   }
   return BeforeMutexBlockingSlow(m, ip);
 }
 
-void AfterMutexBlocking(pthread_mutex_t* m, const Pre& pre, int rc) {
+[[gnu::noinline]] void AfterMutexBlockingFailed(pthread_mutex_t* m);
+
+inline void AfterMutexBlocking(pthread_mutex_t* m, const Pre& pre, int rc) {
   // EOWNERDEAD (robust) and ENOTRECOVERABLE: the first holds the lock, the second does not.
   if (!pre.tracked || rc == 0 || rc == EOWNERDEAD) return;
+  AfterMutexBlockingFailed(m);
+}
+
+// A validated acquisition whose real call failed: the engine forgets it.
+void AfterMutexBlockingFailed(pthread_mutex_t* m) {
   ErrnoSaver errno_saver;
   HookScope scope;
   if (!scope.active()) return;
@@ -578,7 +601,8 @@ void AfterMutexBlocking(pthread_mutex_t* m, const Pre& pre, int rc) {
 
 inline void AfterMutexTry(pthread_mutex_t* m, int rc, std::uint64_t ip) {
   if (rc == 0 && MutexFastKind(m) && MutexStamped(m) &&
-      AcquireFast(m, AcquireMode::kExclusive, true, ip)) {
+      AcquireFast(m, AcquireMode::kExclusive, true, ip,
+                  __atomic_load_n(MutexHandleSlot(m), __ATOMIC_RELAXED))) {
     return;
   }
   AfterMutexTrySlow(m, rc, ip);
@@ -645,7 +669,10 @@ void AfterInit(void* lock, LockKind kind, int rc, std::uint64_t ip) {
     if (cls == kNoClass) return;
     c.rt->engine.InitLock(*c.ts, reinterpret_cast<LockId>(lock), cls, ip);
     c.rt->recorder.LockInit(*c.ts, reinterpret_cast<LockId>(lock), cls, ip);
-    if (Stampable(lock, kind)) WriteStamp(lock, kind);
+    if (Stampable(lock, kind)) {
+      WriteHandle(c.rt, lock, kind);
+      WriteStamp(lock, kind);
+    }
   } catch (abi::__forced_unwind&) {
     throw;  // thread cancellation unwinds through hooks; never swallow it
   } catch (...) {

@@ -62,6 +62,9 @@ struct EngineOptions {
   std::size_t memory_limit_bytes = std::size_t{4} << 30;  // 4 GiB for graph, chains and instances
 };
 
+// An engine-owned handle of a live lock instance (see Engine::HandleOf); 0 is none.
+using InstanceHandle = std::uintptr_t;
+
 // One acquisition request. Only `lock` is required.
 struct AcquireRequest {
   LockId lock = kNoLock;
@@ -178,6 +181,11 @@ class Engine {
                    StackSource* stack_source = nullptr, StackId stack = kNoStack);
   // True when `lock` has been initialised (and not destroyed) or acquired before.
   bool KnowsLock(LockId lock) const;
+  // A handle of the live instance `lock` (0 if none) that a caller may keep beside the lock and
+  // pass to TryAcquireCached, which then finds the instance without the instance table (the
+  // shim keeps it in the lock object). A handle stays safe to pass after the instance is
+  // destroyed or re-bound: the engine notices and the call falls back.
+  InstanceHandle HandleOf(LockId lock);
   enum class LockState { kUnknown, kLive, kDestroyed };
   // kDestroyed until the next InitLock of the id: an Acquire then reports use of a destroyed
   // lock, so a shim must not re-initialise such a lock on first sight unless the memory really
@@ -192,11 +200,13 @@ class Engine {
   void Acquire(ThreadState& thread, const AcquireRequest& request);
   // The cached path of Acquire alone, for hooks that must stay small: when this exact step
   // (same held chain in this context, same lock, same mode and trylock bit, no subclass, no
-  // nest_lock) was validated before and nothing it depended on has changed, records the
-  // acquisition and returns true. Otherwise does nothing and returns false, and the caller makes
-  // the full Acquire. Never reports, never captures a stack, takes no lock, makes no call out.
+  // nest_lock) was validated before and nothing it depended on has changed, or `handle` names
+  // the lock's live instance and the resulting chain is validated with every usage bit it needs
+  // already set, records the acquisition and returns true. Otherwise does nothing and returns
+  // false, and the caller makes the full Acquire. Never reports, never captures a stack, takes
+  // no lock, makes no call out.
   bool TryAcquireCached(ThreadState& thread, LockId lock, AcquireMode mode, bool trylock,
-                        std::uint64_t ip);
+                        std::uint64_t ip, InstanceHandle handle = 0);
   // Releases the innermost hold of `lock`. Releasing a lock not held is a finding.
   void Release(ThreadState& thread, LockId lock, std::uint64_t ip = 0);
   // Release's common case alone: when `lock` is the innermost lock held in the current context,

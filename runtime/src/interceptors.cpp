@@ -1,6 +1,7 @@
 // The pthread, signal and fork interposers. Every one has the same shape: pre-hook (inside a
 // HookScope), the real call (outside it, so a blocked thread never holds the guard), post-hook
 // with the result; the real result and errno reach the caller unchanged.
+#include <alloca.h>
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <link.h>
@@ -16,7 +17,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <algorithm>
+#include <cstdarg>
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
@@ -90,7 +91,12 @@ namespace {
   X(sigprocmask, int, (int, const sigset_t*, sigset_t*), nullptr, nullptr)                     \
   X(sigaction, int, (int, const struct sigaction*, struct sigaction*), nullptr, __sigaction)   \
   X(fork, pid_t, (void), nullptr, __fork)                                                     \
-  X(_exit, void, (int), nullptr, nullptr)
+  X(_exit, void, (int), nullptr, nullptr)                                                     \
+  X(execve, int, (const char*, char* const*, char* const*), nullptr, nullptr)                 \
+  X(execv, int, (const char*, char* const*), nullptr, nullptr)                                \
+  X(execvp, int, (const char*, char* const*), nullptr, nullptr)                               \
+  X(execvpe, int, (const char*, char* const*, char* const*), nullptr, nullptr)                \
+  X(fexecve, int, (int, char* const*, char* const*), nullptr, nullptr)
 
 struct RealFunctions {
 #define LG_DECLARE_REAL(name, ret, args, version, fallback) ret(*name) args;
@@ -1346,6 +1352,96 @@ LG_EXPORT pid_t fork(void) {
   errno = saved;
   return pid;
 }
+
+// exec replaces the image without running exit handlers: the calling thread's unwritten block of
+// the lock log is written first (a forked child's events between fork and exec would be lost
+// otherwise). glibc's exec family calls its internal execve directly, so each entry point is
+// interposed; the variadic execl* build their argv and go through the vector forms. Nothing
+// here changes the call's result or errno.
+namespace {
+void FlushLogBeforeExec() {
+  if (tls.guard != 0) return;
+  const int saved = errno;
+  HookScope scope;
+  if (scope.active()) {
+    try {
+      if (Runtime* rt = GetRuntime(); rt != nullptr && rt->recorder.enabled() &&
+                                      rt->recorder.pid() == getpid()) {
+        rt->recorder.FlushBeforeExec();
+      }
+    } catch (abi::__forced_unwind&) {
+      throw;  // thread cancellation unwinds through hooks; never swallow it
+    } catch (...) {
+    }
+  }
+  errno = saved;
+}
+
+// The argv of an execl-style call: ARG0, the variadic arguments up to the null pointer.
+// `envp_out` (execle) receives the pointer after the terminating null.
+#define LG_COLLECT_EXECL_ARGS(arg0, argv_name, envp_out)            \
+  std::size_t lg_argc = 1;                                          \
+  {                                                                 \
+    va_list lg_ap;                                                  \
+    va_start(lg_ap, arg0);                                          \
+    while (va_arg(lg_ap, char*) != nullptr) ++lg_argc;              \
+    va_end(lg_ap);                                                  \
+  }                                                                 \
+  char** argv_name = static_cast<char**>(alloca((lg_argc + 1) * sizeof(char*))); \
+  {                                                                 \
+    va_list lg_ap;                                                  \
+    va_start(lg_ap, arg0);                                          \
+    argv_name[0] = const_cast<char*>(arg0);                         \
+    for (std::size_t i = 1; i <= lg_argc; ++i) argv_name[i] = va_arg(lg_ap, char*); \
+    envp_out;                                                       \
+    va_end(lg_ap);                                                  \
+  }
+}  // namespace
+
+LG_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) {
+  FlushLogBeforeExec();
+  return REAL(execve)(path, argv, envp);
+}
+
+LG_EXPORT int execv(const char* path, char* const argv[]) {
+  FlushLogBeforeExec();
+  return REAL(execv)(path, argv);
+}
+
+LG_EXPORT int execvp(const char* file, char* const argv[]) {
+  FlushLogBeforeExec();
+  return REAL(execvp)(file, argv);
+}
+
+LG_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) {
+  FlushLogBeforeExec();
+  return REAL(execvpe)(file, argv, envp);
+}
+
+LG_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) {
+  FlushLogBeforeExec();
+  return REAL(fexecve)(fd, argv, envp);
+}
+
+LG_EXPORT int execl(const char* path, const char* arg, ...) {
+  LG_COLLECT_EXECL_ARGS(arg, argv, (void)0)
+  FlushLogBeforeExec();
+  return REAL(execv)(path, argv);
+}
+
+LG_EXPORT int execlp(const char* file, const char* arg, ...) {
+  LG_COLLECT_EXECL_ARGS(arg, argv, (void)0)
+  FlushLogBeforeExec();
+  return REAL(execvp)(file, argv);
+}
+
+LG_EXPORT int execle(const char* path, const char* arg, ...) {
+  char* const* envp = nullptr;
+  LG_COLLECT_EXECL_ARGS(arg, argv, envp = va_arg(lg_ap, char* const*))
+  FlushLogBeforeExec();
+  return REAL(execve)(path, argv, envp);
+}
+#undef LG_COLLECT_EXECL_ARGS
 
 // _exit skips atexit: flush the lock log here, unless this is a vfork child (it shares the
 // parent's memory, and the recorder's state is the parent's).

@@ -636,6 +636,16 @@ void Recorder::Finish() {
   enabled_.store(false);
 }
 
+// Only the calling thread's block: exec ends the other threads, and if exec fails their buffers
+// are written later as usual (writing their complete records now as well would write them twice).
+void Recorder::FlushBeforeExec() {
+  if (!enabled()) return;
+  if (open_pending_.load(std::memory_order_relaxed)) return;  // nothing of its own recorded
+  RecordBuffer* b = t_buffer;
+  if (b == nullptr) return;
+  FlushBuffer(b);
+}
+
 // Fork: the child must not inherit a half-used mutex. Other threads are outside lockgraph here
 // (runtime BeforeFork), so their buffers are not being written.
 void Recorder::BeforeFork() {

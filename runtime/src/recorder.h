@@ -68,6 +68,10 @@ class Recorder {
   // Flushes everything buffered (every thread's buffer up to its last complete record) and
   // writes kRunEnd; recording stops.
   void Finish();
+  // Before exec (which runs no exit handler): writes the calling thread's block, so what a forked
+  // child recorded between fork and exec is in its log. Nothing when the process has recorded
+  // nothing of its own yet (fork + exec leaves no file). Recording goes on if exec fails.
+  void FlushBeforeExec();
   void BeforeFork();
   void AfterForkParent();
   void AfterForkChild();

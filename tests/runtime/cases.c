@@ -644,6 +644,22 @@ static void fork_child_abba(void) {
   exit(code);
 }
 
+/* fork + exec: the child takes lock_a -> lock_b, then execs this program, whose new image takes
+ * lock_b -> lock_a. Two processes: nothing live; recorded, the two orders meet offline only if
+ * the child's events before exec reached its log. */
+static const char *self_path;
+static void exec_take_ba(void) { take_ba(); }
+static void fork_exec_abba(void) {
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    take_ab();
+    execl(self_path, self_path, "exec_take_ba", (char *)NULL);
+    _exit(127);
+  }
+  printf("child=%d\n", wait_child(pid));
+}
+
 /* --- many short-lived locks ------------------------------------------------------------------- */
 static long rss_kib(void) {
   FILE *f = fopen("/proc/self/status", "r");
@@ -727,7 +743,7 @@ static const struct entry entries[] = {
     E(destroy_unseen_ok), E(thread_exit_holding), E(thread_exit_ok), E(exit_holding_lock_ok),
     E(signal_inconsistent), E(signal_inconsistent_blocked_ok), E(signal_safe_to_unsafe),
     E(signal_safe_to_unsafe_blocked_ok), E(signal_irq_inversion), E(signal_no_handler_ok), E(signal_bsd_inconsistent),
-    E(fork_ok), E(fork_child_abba), E(many_short_lived_locks_ok), E(killed_after_locks),
+    E(fork_ok), E(fork_child_abba), E(fork_exec_abba), E(exec_take_ba), E(many_short_lived_locks_ok), E(killed_after_locks),
     E(threads_running_at_exit_ok),
     E(malloc_threads_ok), E(use_after_destroy), E(destroy_reinit_ok), E(bad_unlock_two_classes),
     E(sigsuspend_handler_ok), E(pselect_handler_ok), E(ppoll_handler_ok), E(epoll_pwait_handler_ok),
@@ -737,6 +753,7 @@ static const struct entry entries[] = {
 };
 
 int main(int argc, char **argv) {
+  self_path = argv[0];
   if (argc < 2) {
     fprintf(stderr, "usage: %s CASE\n", argv[0]);
     return 2;

@@ -753,6 +753,25 @@ TEST(LockgraphRun, RecordDirWritesOneLogPerProcessNamedAfterTheProgram) {
   std::filesystem::remove_all(dir);
 }
 
+// fork + exec: what the child recorded before exec is written before its image is replaced, so
+// lock_a -> lock_b (the child, before exec) and lock_b -> lock_a (the exec'd image) meet offline.
+// Live there is nothing to report: they are two processes.
+TEST(LockgraphRun, RecordKeepsAForkedChildsEventsAcrossExec) {
+  const std::string dir = TempPath("execdir");
+  RunResult r = RunCli({"--record", dir + "/", "--", LG_CASES, "fork_exec_abba"});
+  EXPECT_EQ(r.exit_code, 0) << Shown(r);
+  EXPECT_THAT(r.out, HasSubstr("child=0")) << Shown(r);
+  EXPECT_THAT(r.out, HasSubstr("exec_take_ba: done")) << Shown(r);
+  EXPECT_THAT(r.err, Not(HasSubstr("WARNING"))) << Shown(r);
+  RunResult analyzed = RunProgram({LG_CLI, "analyze", dir});
+  EXPECT_EQ(analyzed.exit_code, 1) << Shown(analyzed);
+  EXPECT_THAT(analyzed.out, HasSubstr("WARNING: possible circular locking dependency detected"))
+      << Shown(analyzed);
+  EXPECT_THAT(analyzed.out, HasSubstr("lock_a")) << Shown(analyzed);
+  EXPECT_THAT(analyzed.out, HasSubstr("lock_b")) << Shown(analyzed);
+  std::filesystem::remove_all(dir);
+}
+
 // Per-thread buffers: threads still locking when the program exits have their complete records
 // written at exit, the log decodes without errors, and replaying it (events merged across the
 // threads by sequence number) is as clean as the live run.

@@ -194,24 +194,7 @@ void StreamBinaryLog(LoadedLog* log, LogChannel* ch, BlockPool* pool, Progress* 
   }
   if (!started) ch->Start(true);
   log->skipped_bytes = scan.skipped_bytes();
-  if (any_seq && any_plain) {
-    AddLogError(log, {log->path, 0, 0, false,
-                      "mixes blocks with and without sequence numbers; replaying in file order"});
-  }
-  log->has_seq = any_seq && !any_plain;
-  if (!numbers.empty() && log->damaged_blocks == 0) {
-    std::sort(numbers.begin(), numbers.end());
-    numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
-    std::uint64_t span = std::uint64_t{numbers.back()} - numbers.front() + 1;
-    if (numbers.front() != 0 || span != numbers.size()) {
-      std::uint64_t missing = numbers.back() + 1 - numbers.size();
-      AddLogError(log, {log->path, 0, 0, false,
-                        std::to_string(missing) + " block(s) missing (numbers " +
-                            std::to_string(numbers.front()) + ".." +
-                            std::to_string(numbers.back()) +
-                            " present with gaps); the writer lost data"});
-    }
-  }
+  FinishBinaryBlockChecks(log, any_seq, any_plain, &numbers);
   log->usable = !log->blocks.empty() || header == logfmt::BinaryScanner::HeaderResult::kOk;
   ch->Finish();
 }

@@ -198,24 +198,7 @@ void LoadBinary(LoadedLog* log, Progress* progress) {
     last_offset = scan.offset();
   }
   log->skipped_bytes = scan.skipped_bytes();
-  if (any_seq && any_plain) {
-    AddError(log, {log->path, 0, 0, false,
-                   "mixes blocks with and without sequence numbers; replaying in file order"});
-  }
-  log->has_seq = any_seq && !any_plain;
-  // Block numbers come from one counter in the writer: a gap is a block that never arrived.
-  if (!numbers.empty() && log->damaged_blocks == 0) {
-    std::sort(numbers.begin(), numbers.end());
-    numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
-    std::uint64_t span = std::uint64_t{numbers.back()} - numbers.front() + 1;
-    if (numbers.front() != 0 || span != numbers.size()) {
-      std::uint64_t missing = numbers.back() + 1 - numbers.size();
-      AddError(log, {log->path, 0, 0, false,
-                     std::to_string(missing) + " block(s) missing (numbers " +
-                         std::to_string(numbers.front()) + ".." + std::to_string(numbers.back()) +
-                         " present with gaps); the writer lost data"});
-    }
-  }
+  FinishBinaryBlockChecks(log, any_seq, any_plain, &numbers);
   log->usable = !log->blocks.empty() || header == logfmt::BinaryScanner::HeaderResult::kOk;
 }
 
@@ -280,6 +263,26 @@ void LoadOpenedLog(LoadedLog* log, Progress* progress) {
 }
 
 void AddLogError(LoadedLog* log, InputError error) { AddError(log, std::move(error)); }
+
+void FinishBinaryBlockChecks(LoadedLog* log, bool any_seq, bool any_plain,
+                             std::vector<std::uint32_t>* numbers) {
+  if (any_seq && any_plain) {
+    AddError(log, {log->path, 0, 0, false,
+                   "mixes blocks with and without sequence numbers; replaying in file order"});
+  }
+  log->has_seq = any_seq && !any_plain;
+  // Block numbers come from one counter in the writer: a gap is a block that never arrived.
+  if (numbers->empty() || log->damaged_blocks != 0) return;
+  std::sort(numbers->begin(), numbers->end());
+  numbers->erase(std::unique(numbers->begin(), numbers->end()), numbers->end());
+  const std::uint64_t span = std::uint64_t{numbers->back()} - numbers->front() + 1;
+  if (numbers->front() == 0 && span == numbers->size()) return;
+  const std::uint64_t missing = numbers->back() + 1 - numbers->size();
+  AddError(log, {log->path, 0, 0, false,
+                 std::to_string(missing) + " block(s) missing (numbers " +
+                     std::to_string(numbers->front()) + ".." + std::to_string(numbers->back()) +
+                     " present with gaps); the writer lost data"});
+}
 
 void LoadLog(LoadedLog* log, Progress* progress) {
   if (OpenLog(log)) LoadOpenedLog(log, progress);

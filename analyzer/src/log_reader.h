@@ -91,6 +91,10 @@ bool OpenLog(LoadedLog* log);
 void LoadOpenedLog(LoadedLog* log, Progress* progress);
 // Records a problem with the log (at most 100 are kept per log).
 void AddLogError(LoadedLog* log, InputError error);
+// The checks after a binary log's last block: blocks with and without sequence numbers mixed,
+// gaps in the block numbers (a block the writer lost); sets log->has_seq. Sorts `numbers`.
+void FinishBinaryBlockChecks(LoadedLog* log, bool any_seq, bool any_plain,
+                             std::vector<std::uint32_t>* numbers);
 // Loads several logs on up to `jobs` threads.
 void LoadLogs(std::vector<std::unique_ptr<LoadedLog>>& logs, unsigned jobs, Progress* progress);
 

@@ -29,8 +29,9 @@ class LogReader : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   // Writes one block per group of events (as per-thread buffers would), in the given order.
+  // `lose`: the number of a block encoded but never written (a writer that lost it), or -1.
   std::string WriteBlocks(const std::string& name, const std::vector<std::vector<Event>>& blocks,
-                          bool with_seq) {
+                          bool with_seq, int lose = -1) {
     std::string file;
     logfmt::FileHeader h;
     h.program = "./t";
@@ -41,7 +42,9 @@ class LogReader : public ::testing::Test {
     for (const auto& events : blocks) {
       logfmt::BlockEncoder enc(buf.data(), buf.size(), with_seq);
       for (const auto& e : events) EXPECT_TRUE(enc.Put(e));
-      auto b = enc.Finish(n++);
+      const std::uint32_t number = n++;
+      auto b = enc.Finish(number);
+      if (static_cast<int>(number) == lose) continue;
       file.append(reinterpret_cast<const char*>(b.data()), b.size());
     }
     fs::path p = dir_ / name;
@@ -123,6 +126,54 @@ TEST_F(LogReader, DamagedBlockIsLeftOutOfTheSecondPass) {
   std::vector<LockId> locks;
   while (stream.Next(&e)) locks.push_back(e.lock);
   EXPECT_EQ(locks, (std::vector<LockId>{0x100, 0x102}));
+}
+
+// Block numbers come from one counter in the writer: a block that never reached the file is
+// reported in one line, and the blocks around it still replay.
+TEST_F(LogReader, GapInTheBlockNumbersIsReportedAndTheOtherBlocksReplay) {
+  std::vector<std::vector<Event>> blocks;
+  for (int b = 0; b < 3; ++b) blocks.push_back({Acquire(1, 0x100 + b, 0)});
+  std::string path = WriteBlocks("gap.lglog", blocks, false, /*lose=*/1);
+  LoadedLog log;
+  log.path = path;
+  LoadLog(&log, nullptr);
+  ASSERT_EQ(log.errors.size(), 1u);
+  EXPECT_EQ(log.errors[0].message,
+            "1 block(s) missing (numbers 0..2 present with gaps); the writer lost data");
+  EventStream stream(log);
+  Event e;
+  std::vector<LockId> locks;
+  while (stream.Next(&e)) locks.push_back(e.lock);
+  EXPECT_EQ(locks, (std::vector<LockId>{0x100, 0x102}));
+}
+
+// Stamped and unstamped blocks in one file cannot be merged by sequence: said once, file order.
+TEST_F(LogReader, MixedStampedAndPlainBlocksReplayInFileOrder) {
+  std::string path = WriteBlocks("mixed.lglog", {{Acquire(1, 0x10, 2)}}, true);
+  std::string plain = WriteBlocks("plain.lglog", {{Acquire(1, 0x10, 0)}, {Acquire(1, 0x11, 0)}},
+                                  false);
+  // The first block of `plain` (number 0) replaced by the stamped one: numbers stay 0, 1.
+  std::string a, b;
+  {
+    std::ifstream in(path, std::ios::binary);
+    a.assign(std::istreambuf_iterator<char>(in), {});
+    std::ifstream in2(plain, std::ios::binary);
+    b.assign(std::istreambuf_iterator<char>(in2), {});
+  }
+  const std::string mixed = a + b.substr(b.find("LGBK", b.find("LGBK") + 1));
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << mixed;
+  LoadedLog log;
+  log.path = path;
+  LoadLog(&log, nullptr);
+  ASSERT_EQ(log.errors.size(), 1u);
+  EXPECT_EQ(log.errors[0].message,
+            "mixes blocks with and without sequence numbers; replaying in file order");
+  EXPECT_FALSE(log.has_seq);
+  EventStream stream(log);
+  Event e;
+  std::vector<LockId> locks;
+  while (stream.Next(&e)) locks.push_back(e.lock);
+  EXPECT_EQ(locks, (std::vector<LockId>{0x10, 0x11}));
 }
 
 TEST_F(LogReader, DirectoriesKeepOnlyLogsInSortedOrder) {

@@ -43,23 +43,6 @@ bool IsWrapperFunction(const CodeLocation& loc) {
   return loc.module.rfind("libstdc++", 0) == 0 || loc.module.rfind("libc.so", 0) == 0;
 }
 
-// An inlined frame of the C++ library's or lockgraph's lock wrappers. DWARF names inlined
-// functions unqualified ("lock"), so the header they come from tells them apart.
-bool IsInlinedWrapper(const CodeLocation::Inline& frame) {
-  const std::string& f = frame.function;
-  if (f.rfind("std::", 0) == 0 || f.rfind("__gthread", 0) == 0 || f.rfind("__gthrw", 0) == 0 ||
-      f.rfind("lockgraph::", 0) == 0) {
-    return true;
-  }
-  static const char* const kWrapperHeaders[] = {
-      "gthr-posix.h", "gthr-default.h", "std_mutex.h", "mutex", "shared_mutex",
-      "unique_lock.h", "condition_variable", "lockgraph.hpp"};
-  for (const char* h : kWrapperHeaders) {
-    if (frame.file == h) return true;
-  }
-  return false;
-}
-
 // Requires rt->classes_mu.
 const Runtime::CodeInfo& CodeInfoLocked(Runtime* rt, std::uint64_t ip) {
   auto it = rt->code_info.find(ip);

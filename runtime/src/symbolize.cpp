@@ -433,6 +433,24 @@ std::vector<std::string> ReportSymbolizer::FrameLines(const std::vector<std::uin
   return lines;
 }
 
+// An inlined frame of the C++ library's or lockgraph's lock wrappers, or of the helpers
+// lockgraph-instrument writes into an instrumented file. DWARF names inlined functions
+// unqualified ("lock"), so the header they come from tells them apart.
+bool IsInlinedWrapper(const CodeLocation::Inline& frame) {
+  const std::string& f = frame.function;
+  if (f.rfind("std::", 0) == 0 || f.rfind("__gthread", 0) == 0 || f.rfind("__gthrw", 0) == 0 ||
+      f.rfind("lockgraph::", 0) == 0) {
+    return true;
+  }
+  static const char* const kWrapperHeaders[] = {
+      "gthr-posix.h", "gthr-default.h", "std_mutex.h", "mutex", "shared_mutex",
+      "unique_lock.h", "condition_variable", "lockgraph.hpp", "<lockgraph-instrument>"};
+  for (const char* h : kWrapperHeaders) {
+    if (frame.file == h) return true;
+  }
+  return false;
+}
+
 void ReportSymbolizer::AppendCallSite(std::uint64_t ip, std::string* out) const {
   if (ip == 0) {
     out->append("(unknown)");
@@ -440,9 +458,17 @@ void ReportSymbolizer::AppendCallSite(std::uint64_t ip, std::string* out) const 
   }
   CodeLocation loc = symbolizer_->Locate(ip, true);
   if (!loc.inlined.empty()) {
-    // The innermost inlined function is where the call really is.
-    const auto& in = loc.inlined.front();
-    out->append(fmt::format("{} ({}:{})", in.function, in.file, in.line));
+    // The innermost inlined function that is not a lock wrapper (std::mutex::lock inlined at
+    // -O2, an instrumented trylock's helper) is where the user's call is; each entry's position
+    // is inside that function, so a caller's entry gives the line that called the wrapper.
+    const CodeLocation::Inline* site = &loc.inlined.front();
+    for (const auto& in : loc.inlined) {
+      if (!in.function.empty() && !IsInlinedWrapper(in)) {
+        site = &in;
+        break;
+      }
+    }
+    out->append(fmt::format("{} ({}:{})", site->function, site->file, site->line));
     return;
   }
   if (!loc.function.empty()) {

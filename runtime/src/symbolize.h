@@ -96,6 +96,9 @@ class ReportSymbolizer final : public Symbolizer {
 
 // "function (file:line)", else "module+0xoffset", else "0xaddress".
 std::string FormatLocation(const CodeLocation& loc, std::uint64_t ip);
+// True for an inlined frame of a lock wrapper: libstdc++'s and lockgraph.hpp's lock functions
+// and the helpers lockgraph-instrument writes (file `<lockgraph-instrument>`).
+bool IsInlinedWrapper(const CodeLocation::Inline& frame);
 
 }  // namespace lockgraph::runtime_internal
 

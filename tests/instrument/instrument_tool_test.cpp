@@ -587,6 +587,23 @@ TEST(InstrumentHeaders, FixedJournalIsSilent) {
 }
 #endif
 
+#ifdef LGI_TRYLOCK_SITE
+// The lock a trylock took is held "at:" the user's trylock line (the helper the tool writes is
+// inlined there and used to be named instead: `lg_instr_try_zero_ (<lockgraph-instrument>:25)`).
+TEST(InstrumentedTrylock, HeldLockIsReportedAtTheUsersTrylockLine) {
+  fs::path dir = WorkDir("run_trylock_site");
+  Outcome o = RunCommand(std::string("env LOCKGRAPH_OPTIONS=exitcode=42 '") + LGI_TRYLOCK_SITE + "'",
+                         dir);
+  EXPECT_EQ(o.exit_code, 42) << o.err;
+  EXPECT_NE(o.out.find("trylock_site: done"), std::string::npos) << o.out;
+  EXPECT_NE(o.err.find("WARNING: possible circular locking dependency detected"), std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find("(alpha){+.+.} (trylock), at: main (trylock_site.c:24)"), std::string::npos)
+      << o.err;
+  EXPECT_EQ(o.err.find("<lockgraph-instrument>"), std::string::npos) << o.err;
+}
+#endif
+
 #if defined(LGI_BANK_STATIC) || defined(LGI_PACKAGE_PROJECT)
 // True when the ELF file has a program interpreter (a dynamic loader that could preload the shim).
 bool HasInterpreter(const std::string& path) {

@@ -2,8 +2,8 @@
 // interposers (interceptors.cpp is not compiled in). A statically linked program has no dynamic
 // symbol lookup to interpose through, and its instrumented calls (lockgraph-instrument) are its
 // only source of events. This file stands in for what the rest of the runtime takes from the
-// interposers: the handled-signal set (empty: no signal handler is tracked, so every signal
-// context counts as disabled) and fork quiescing (through pthread_atfork instead of a fork hook).
+// interposers: fork quiescing (through pthread_atfork instead of a fork hook); the handled-signal
+// set comes from no_signal_hooks.cpp.
 // It also tells the runtime's own frames apart in captured stacks: linked into the program, the
 // runtime has no text range of its own, so its functions are found by their symbols.
 #include <fcntl.h>
@@ -22,26 +22,6 @@
 #include "runtime.h"
 
 namespace lockgraph::runtime_internal {
-
-std::uint64_t HandledSignals() { return 0; }
-unsigned HandledSignalsGeneration() { return 0; }
-
-ContextId SignalContext(int sig) {
-  return static_cast<ContextId>(kFirstNumberedContext + sig - 1);
-}
-
-// Keeps the hardirq/softirq state the C API set and marks every signal context disabled.
-void ApplySignalState(Runtime* rt, ThreadRecord* record) {
-  tls.handled_gen = HandledSignalsGeneration();
-  ThreadState& state = *record->state;
-  const ContextMask now = state.disabled_contexts();
-  ContextMask wanted;
-  if (now.Test(kHardirqContext)) wanted.Set(kHardirqContext);
-  if (now.Test(kSoftirqContext)) wanted.Set(kSoftirqContext);
-  for (int sig = 1; sig <= 64; ++sig) wanted.Set(SignalContext(sig));
-  if (wanted == now) return;
-  GetEngine(rt).SetDisabledContexts(state, wanted);
-}
 
 namespace {
 

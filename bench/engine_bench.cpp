@@ -1,6 +1,9 @@
 // Engine microbenchmarks: the cost of an acquisition on the fast path (cached chain), on nested
-// chains, over a large lock pool, from two threads on private locks, and of a new dependency.
+// chains, over a large lock pool, from two threads on private locks, of a new dependency, and
+// of learning a 10,000-lock pool's dependencies with classes registered at first sight.
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -75,6 +78,87 @@ void BM_PoolPairs10k(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 2);
 }
 BENCHMARK(BM_PoolPairs10k);
+
+// Learning a 10,000-lock pool as the shim does: a class is registered when its lock is first
+// seen, so class order is first-sight order. `Random`: the harness's `many-learn` (xorshift
+// pairs (i, j), i < j <= i + 8, locks first seen in random order, ~half of the new dependencies
+// against the current class order); `Ordered`: its `many-ordered-learn` (every pair once, in
+// index order, so every new dependency agrees with the order). Argument: pairs per iteration
+// (0 = every pair once). Each iteration starts from an empty engine.
+constexpr int kPoolLocks = 10000, kPoolSpan = 8;
+
+class PoolLearner {
+ public:
+  PoolLearner() : thread_(engine_.NewThread(2, "bench")), class_of_(kPoolLocks, lockgraph::kNoClass) {}
+
+  void Pair(int a, int b) {
+    Touch(a);
+    Touch(b);
+    engine_.Acquire(*thread_, Req(Lock(a)));
+    engine_.Acquire(*thread_, Req(Lock(b)));
+    engine_.Release(*thread_, Lock(b));
+    engine_.Release(*thread_, Lock(a));
+  }
+  const Engine& engine() const { return engine_; }
+
+ private:
+  static LockId Lock(int i) { return 0x10000 + i * 64ull; }
+  void Touch(int i) {
+    if (class_of_[i] != lockgraph::kNoClass) return;
+    class_of_[i] = engine_.RegisterClass(1000 + i, "pool[" + std::to_string(i) + "]");
+    engine_.InitLock(*thread_, Lock(i), class_of_[i]);
+  }
+
+  Engine engine_;
+  std::unique_ptr<lockgraph::ThreadState> thread_;
+  std::vector<lockgraph::ClassId> class_of_;
+};
+
+void RunLearn(benchmark::State& state, bool ordered) {
+  const long pairs_wanted = state.range(0);
+  long pairs = 0;
+  double dependencies = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto learner = std::make_unique<PoolLearner>();
+    std::uint64_t rng = 0x9e3779b97f4a7c15ull;  // the harness's xorshift, same pairs
+    state.ResumeTiming();
+    if (ordered) {
+      for (int i = 0; i < kPoolLocks - kPoolSpan; ++i) {
+        for (int d = 1; d <= kPoolSpan; ++d) {
+          learner->Pair(i, i + d);
+          ++pairs;
+        }
+      }
+    } else {
+      for (long k = 0; k < pairs_wanted; ++k) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        const int i = static_cast<int>(rng % (kPoolLocks - kPoolSpan));
+        learner->Pair(i, i + 1 + static_cast<int>((rng >> 32) % kPoolSpan));
+        ++pairs;
+      }
+    }
+    state.PauseTiming();
+    dependencies += static_cast<double>(learner->engine().stats().dependencies);
+    learner.reset();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(pairs);
+  state.counters["dependencies"] = dependencies / static_cast<double>(state.iterations());
+  state.counters["pair"] =
+      benchmark::Counter(static_cast<double>(pairs), benchmark::Counter::kIsRate |
+                                                         benchmark::Counter::kInvert);
+  state.counters["dependency"] = benchmark::Counter(
+      dependencies, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+void BM_LearnPool10kRandom(benchmark::State& state) { RunLearn(state, false); }
+BENCHMARK(BM_LearnPool10kRandom)->Arg(200000)->Arg(2000000)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+void BM_LearnPool10kOrdered(benchmark::State& state) { RunLearn(state, true); }
+BENCHMARK(BM_LearnPool10kOrdered)->Arg(0)->Iterations(3)->Unit(benchmark::kMillisecond);
 
 // Two threads, each on its own private lock: steady state must not share a global lock.
 Engine* g_shared_engine = nullptr;

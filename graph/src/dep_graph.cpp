@@ -1,8 +1,6 @@
 // DepGraph: the Boost.Graph class graph and the strong-path view its BFS searches run on.
 #include "dep_graph.h"
 
-#include "topological_order.h"
-
 #include <boost/graph/breadth_first_search.hpp>
 #include <boost/graph/graph_traits.hpp>
 #include <boost/graph/strong_components.hpp>
@@ -222,59 +220,156 @@ void DepGraph::EnsureClass(ClassId cls) {
   while (boost::num_vertices(graph_) <= cls) {
     boost::add_vertex(graph_);
     rank_.push_back(next_rank_++);
-    visit_mark_.push_back(0);
+    forward_mark_.push_back(0);
+    backward_mark_.push_back(0);
   }
 }
 
 bool DepGraph::MayReach(ClassId from, ClassId to) const {
-  if (unordered_edges_ != 0) return true;
   if (from >= rank_.size() || to >= rank_.size()) return from == to;
   return rank_[from] <= rank_[to];
 }
 
-void DepGraph::Reorder(ClassId from, ClassId to) {
-  if (unordered_edges_ != 0 || rank_[from] < rank_[to]) return;
-  // Pearce-Kelly: the classes reachable from `to` with rank below rank(from) must move after
-  // the classes reaching `from` with rank above rank(to); if `from` is among the former, the
-  // new edge closes a cycle and no order exists.
-  const std::uint32_t lower = rank_[to], upper = rank_[from];
-  if (++visit_generation_ == 0) {
-    std::fill(visit_mark_.begin(), visit_mark_.end(), 0);
-    visit_generation_ = 1;
+void DepGraph::NextMarkGeneration() {
+  if (++mark_generation_ == 0) {  // wrapped: clear the marks once every 4 billion walks
+    std::fill(forward_mark_.begin(), forward_mark_.end(), 0);
+    std::fill(backward_mark_.begin(), backward_mark_.end(), 0);
+    mark_generation_ = 1;
   }
-  std::vector<ClassId> forward, backward, stack{to};
-  visit_mark_[to] = visit_generation_;
-  while (!stack.empty()) {
-    const ClassId v = stack.back();
-    stack.pop_back();
-    forward.push_back(v);
+}
+
+bool DepGraph::ClosesCycle(ClassId from, ClassId to) {
+  if (from >= rank_.size() || to >= rank_.size()) return false;  // no dependency yet
+  if (rank_[from] < rank_[to]) return false;
+  if (rank_[from] == rank_[to]) return true;  // one strongly connected component
+  return WalkForward(from, to);
+}
+
+bool DepGraph::WalkForward(ClassId from, ClassId to) {
+  // Every class on a path to -> ... -> from ranks from rank(to) to rank(from), so the walk never
+  // enters a class ranked at or above rank(from); meeting one ranked equal is meeting from's
+  // component, i.e. a path back. The walk goes on past that: Reorder needs all of it.
+  const std::uint32_t upper = rank_[from];
+  NextMarkGeneration();
+  const std::uint32_t gen = mark_generation_;
+  bool cycle = false;
+  forward_.clear();
+  stack_.clear();
+  stack_.push_back(to);
+  forward_mark_[to] = gen;
+  while (!stack_.empty()) {
+    const ClassId v = stack_.back();
+    stack_.pop_back();
+    forward_.push_back(v);
     for (auto [e, end] = boost::out_edges(v, graph_); e != end; ++e) {
-      const ClassId w = static_cast<ClassId>(boost::target(*e, graph_));
-      if (w == from) {
-        ++unordered_edges_;
-        return;
+      const auto w = static_cast<ClassId>(boost::target(*e, graph_));
+      const std::uint32_t r = rank_[w];
+      if (r >= upper) {
+        cycle |= r == upper;
+        continue;
       }
-      if (visit_mark_[w] != visit_generation_ && rank_[w] < upper) {
-        visit_mark_[w] = visit_generation_;
-        stack.push_back(w);
+      if (forward_mark_[w] != gen) {
+        forward_mark_[w] = gen;
+        stack_.push_back(w);
       }
     }
   }
-  stack.push_back(from);
-  visit_mark_[from] = visit_generation_;
-  while (!stack.empty()) {
-    const ClassId v = stack.back();
-    stack.pop_back();
-    backward.push_back(v);
+  probe_from_ = from;
+  probe_to_ = to;
+  probe_cycle_ = cycle;
+  return cycle;
+}
+
+void DepGraph::WalkBackward(ClassId from, std::uint32_t lower) {
+  const std::uint32_t gen = mark_generation_;
+  backward_.clear();
+  stack_.clear();
+  stack_.push_back(from);
+  backward_mark_[from] = gen;
+  while (!stack_.empty()) {
+    const ClassId v = stack_.back();
+    stack_.pop_back();
+    backward_.push_back(v);
     for (auto [e, end] = boost::in_edges(v, graph_); e != end; ++e) {
-      const ClassId w = static_cast<ClassId>(boost::source(*e, graph_));
-      if (visit_mark_[w] != visit_generation_ && rank_[w] > lower) {
-        visit_mark_[w] = visit_generation_;
-        stack.push_back(w);
+      const auto w = static_cast<ClassId>(boost::source(*e, graph_));
+      if (backward_mark_[w] != gen && rank_[w] > lower) {
+        backward_mark_[w] = gen;
+        stack_.push_back(w);
       }
     }
   }
-  ReassignRanks(backward, forward, [this](ClassId v) -> std::uint32_t& { return rank_[v]; });
+}
+
+void DepGraph::Reorder(ClassId from, ClassId to, bool walked) {
+  const std::uint32_t lower = rank_[to], upper = rank_[from];
+  if (upper <= lower) return;  // in order, or within one component
+  // Pearce-Kelly: F, the classes reachable from `to` ranked below `from`, must move after B,
+  // the classes reaching `from` ranked above `to`; their ranks are pooled and handed out again.
+  // A component lies wholly in F or wholly in B (its classes share a rank and reach each other).
+  // If the dependency closes a cycle, the classes on it, C = (F and B) plus the components of
+  // `from` and `to`, become one component: B - C takes the lowest pooled ranks, F - C the
+  // highest, C one rank between (the pool has a rank to spare: C held at least two). Each
+  // group keeps its relative order; B's classes only move down and F's only up, which is what
+  // keeps every dependency into or out of the region in order.
+  const bool cycle = walked ? probe_cycle_ : WalkForward(from, to);
+  WalkBackward(from, lower);
+  const std::uint32_t gen = mark_generation_;
+  backward_keys_.clear();
+  forward_keys_.clear();
+  merged_.clear();
+  pool_.clear();
+  for (const ClassId v : backward_) {
+    if (cycle && (forward_mark_[v] == gen || rank_[v] == upper)) {
+      merged_.push_back(v);
+    } else {
+      backward_keys_.push_back((std::uint64_t{rank_[v]} << 32) | v);
+    }
+  }
+  for (const ClassId v : forward_) {
+    if (cycle && backward_mark_[v] == gen) continue;  // counted with B
+    if (cycle && rank_[v] == lower) {
+      merged_.push_back(v);
+    } else {
+      forward_keys_.push_back((std::uint64_t{rank_[v]} << 32) | v);
+    }
+  }
+  std::sort(backward_keys_.begin(), backward_keys_.end());
+  std::sort(forward_keys_.begin(), forward_keys_.end());
+  // The pool: every distinct rank of the region, ascending.
+  auto add_ranks = [this](const std::vector<std::uint64_t>& keys) {
+    for (const std::uint64_t k : keys) {
+      const auto r = static_cast<std::uint32_t>(k >> 32);
+      if (pool_.empty() || pool_.back() != r) pool_.push_back(r);
+    }
+  };
+  add_ranks(backward_keys_);
+  const std::size_t backward_ranks = pool_.size();
+  add_ranks(forward_keys_);
+  const std::size_t forward_ranks = pool_.size() - backward_ranks;
+  for (const ClassId v : merged_) pool_.push_back(rank_[v]);
+  // pool_ holds B's ranks then F's, each ascending; C's (cycle only) at the end.
+  if (merged_.empty()) {
+    std::inplace_merge(pool_.begin(), pool_.begin() + static_cast<std::ptrdiff_t>(backward_ranks),
+                       pool_.end());
+  } else {
+    std::sort(pool_.begin(), pool_.end());
+    pool_.erase(std::unique(pool_.begin(), pool_.end()), pool_.end());
+  }
+  // Hand the ranks out, one per component (consecutive keys of equal rank).
+  auto assign = [this](const std::vector<std::uint64_t>& keys, std::size_t next) {
+    std::uint32_t last = 0;
+    bool first = true;
+    for (const std::uint64_t k : keys) {
+      const auto r = static_cast<std::uint32_t>(k >> 32);
+      if (!first && r != last) ++next;
+      first = false;
+      last = r;
+      rank_[static_cast<ClassId>(k)] = pool_[next];
+    }
+  };
+  assign(backward_keys_, 0);
+  assign(forward_keys_, pool_.size() - forward_ranks);
+  for (const ClassId v : merged_) rank_[v] = pool_[backward_ranks];
 }
 
 const Dependency* DepGraph::Find(ClassId from, ClassId to) const {
@@ -283,6 +378,10 @@ const Dependency* DepGraph::Find(ClassId from, ClassId to) const {
 }
 
 std::uint32_t DepGraph::Add(const Dependency& dep) {
+  // ClosesCycle()'s walk for this dependency is still valid: nothing changed since (the walks
+  // never enter `from`, so the new edge itself does not matter to them).
+  const bool walked = probe_from_ == dep.from && probe_to_ == dep.to;
+  probe_from_ = probe_to_ = kNoClass;
   auto [it, inserted] = index_.try_emplace(EdgeKey(dep.from, dep.to),
                                            static_cast<std::uint32_t>(deps_.size()));
   if (!inserted) {
@@ -292,7 +391,7 @@ std::uint32_t DepGraph::Add(const Dependency& dep) {
   EnsureClass(std::max(dep.from, dep.to));
   deps_.push_back(dep);
   boost::add_edge(dep.from, dep.to, DepRef{it->second}, graph_);
-  Reorder(dep.from, dep.to);
+  Reorder(dep.from, dep.to, walked);
   return it->second;
 }
 
@@ -318,10 +417,9 @@ std::optional<std::vector<PathStep>> DepGraph::Search(
   }
   StartSearch();
   StrongPathView view{&graph_, &deps_, dir};
-  if (dir == Direction::kForward && limit != kNoClass && unordered_edges_ == 0 &&
-      limit < rank_.size()) {
-    // Ordered graph: every class on a path to `limit` ranks at most rank(limit), so the walk
-    // never needs to enter a class ranked above it (Pearce-Kelly's bound on the search).
+  if (dir == Direction::kForward && limit != kNoClass && limit < rank_.size()) {
+    // Every class on a path to `limit` ranks at most rank(limit), so the walk never needs to
+    // enter a class ranked above it (the bound the topological order gives the search).
     view.rank = &rank_;
     view.rank_limit = rank_[limit];
   }
@@ -375,10 +473,25 @@ std::vector<std::vector<ClassId>> DepGraph::Cycles() const {
 }
 
 std::string DepGraph::CheckInvariants() const {
-  if (unordered_edges_ == 0) {
-    for (const auto& d : deps_) {
-      if (rank_[d.from] >= rank_[d.to]) return "topological order violated by a dependency";
+  // The ranks: a topological order of the strongly connected components, one rank each.
+  const std::size_t n = boost::num_vertices(graph_);
+  std::vector<std::size_t> component(n);
+  if (n) {
+    boost::strong_components(graph_, boost::make_iterator_property_map(
+                                          component.begin(), boost::get(boost::vertex_index, graph_)));
+  }
+  std::unordered_map<std::uint32_t, std::size_t> component_of_rank;
+  std::unordered_map<std::size_t, std::uint32_t> rank_of_component;
+  for (std::size_t v = 0; v < n; ++v) {
+    if (rank_[v] >= next_rank_) return "rank out of range";
+    auto [r, r_new] = component_of_rank.try_emplace(rank_[v], component[v]);
+    auto [c, c_new] = rank_of_component.try_emplace(component[v], rank_[v]);
+    if (r->second != component[v] || c->second != rank_[v]) {
+      return "ranks differ from the strongly connected components";
     }
+  }
+  for (const auto& d : deps_) {
+    if (rank_[d.from] > rank_[d.to]) return "topological order violated by a dependency";
   }
   if (boost::num_edges(graph_) != deps_.size()) return "edge count differs from dependency count";
   if (index_.size() != deps_.size()) return "edge index size differs from dependency count";

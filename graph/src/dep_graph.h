@@ -80,12 +80,20 @@ class DepGraph {
                                               ClassId limit = kNoClass) const;
   void VisitAll(Direction dir, State root, const std::function<void(State)>& visit) const;
 
-  // False only when no path from -> ... -> to can exist: the graph is still ordered by the
-  // maintained topological order (Pearce-Kelly, as abseil's GraphCycles does) and `from` comes
-  // after `to`. An edge that closes a cycle breaks the order for good; then this is always true
-  // and every check falls back to the search.
+  // The classes are kept in a topological order of their strongly connected components
+  // (Pearce-Kelly, as abseil's GraphCycles does, extended to merge the classes of a cycle into
+  // one rank): rank(a) <= rank(b) for every dependency a -> b, with equality exactly when a and
+  // b lie on a common cycle. So a path a -> ... -> b can only visit classes ranked from rank(a)
+  // to rank(b), and none exists when rank(a) > rank(b). Recording a cycle keeps the order.
+
+  // False only when no path from -> ... -> to can exist (from is ranked after to).
   bool MayReach(ClassId from, ClassId to) const;
-  bool ordered() const { return unordered_edges_ == 0; }
+  // Whether a path to -> ... -> from exists, i.e. adding the dependency from -> to closes a
+  // cycle (dependency types ignored). Decided by the ranks where they can, else by the forward
+  // walk from `to` that re-ranking for from -> to needs anyway; the walk is kept for the Add()
+  // of that dependency if the graph does not change in between. O(1), or the classes reachable
+  // from `to` ranked below `from`, and their dependencies.
+  bool ClosesCycle(ClassId from, ClassId to);
 
   // Strongly connected components with more than one class.
   std::vector<std::vector<ClassId>> Cycles() const;
@@ -102,16 +110,31 @@ class DepGraph {
 
   // Sizes the per-search scratch for every state and starts a new colour generation.
   void StartSearch() const;
-  // Keeps rank_ a topological order after adding from -> to, or counts the edge as unordered.
-  void Reorder(ClassId from, ClassId to);
+  // Pearce-Kelly's walks for a dependency from -> to against the order, into forward_ (the
+  // classes reachable from `to` ranked below `from`) and backward_ (those reaching `from`
+  // ranked above `to`), marked with mark_generation_. WalkForward returns whether it met
+  // `from`'s component, i.e. the dependency closes a cycle.
+  bool WalkForward(ClassId from, ClassId to);
+  void WalkBackward(ClassId from, std::uint32_t lower);
+  // Keeps rank_ a topological order of the components after adding from -> to; `walked`:
+  // forward_ already holds WalkForward(from, to).
+  void Reorder(ClassId from, ClassId to, bool walked);
+  void NextMarkGeneration();
 
   ClassGraph graph_;
   std::vector<Dependency> deps_;
-  std::vector<std::uint32_t> rank_;        // topological rank per class
+  std::vector<std::uint32_t> rank_;  // per class; one rank per strongly connected component
   std::uint32_t next_rank_ = 0;
-  std::size_t unordered_edges_ = 0;
-  std::vector<std::uint32_t> visit_mark_;  // Reorder's visited marks, generation-stamped
-  std::uint32_t visit_generation_ = 0;
+  // Pearce-Kelly scratch, reused: generation-stamped marks of the two walks, their results,
+  // the DFS stack, sort keys (rank << 32 | class) and the pooled ranks.
+  std::vector<std::uint32_t> forward_mark_, backward_mark_;
+  std::uint32_t mark_generation_ = 0;
+  std::vector<ClassId> stack_, forward_, backward_, merged_;
+  std::vector<std::uint64_t> forward_keys_, backward_keys_;
+  std::vector<std::uint32_t> pool_;
+  // The last ClosesCycle() walk, valid for Add(probe_from_ -> probe_to_) until the graph changes.
+  ClassId probe_from_ = kNoClass, probe_to_ = kNoClass;
+  bool probe_cycle_ = false;
   std::unordered_map<std::uint64_t, std::uint32_t> index_;
   // Per-search scratch, reused (searches run under the engine's graph lock).
   mutable std::vector<std::uint32_t> stamp_;

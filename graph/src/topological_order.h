@@ -1,4 +1,5 @@
-// Pearce-Kelly's last step, shared by the class graph and the per-class instance graphs.
+// Pearce-Kelly's last step for the per-class instance graphs (the class graph, which also keeps
+// its order across cycles, has its own in dep_graph.cpp).
 #ifndef LOCKGRAPH_GRAPH_SRC_TOPOLOGICAL_ORDER_H_
 #define LOCKGRAPH_GRAPH_SRC_TOPOLOGICAL_ORDER_H_
 

@@ -14,8 +14,10 @@
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <new>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -98,6 +100,11 @@ std::uint64_t ChainKey(std::uint64_t prev_key, ClassId cls, AcquireMode mode, bo
   return MixKey(prev_key, std::uint64_t{cls} | (std::uint64_t(mode) << 32) |
                               (std::uint64_t(trylock) << 34) | (std::uint64_t(nested) << 35));
 }
+
+// A class's usage summary byte (Engine::Impl::UsageSummary): bit k is set when the class's
+// usage mask of kind k (kEnabled or kEnabledRead) holds every context some thread has had
+// enabled (Engine::Impl::enabled_union), which settles that part of any thread's usage check.
+constexpr unsigned UsageCoversBit(UsageKind k) { return 1u << static_cast<unsigned>(k); }
 
 const char* UsageKindPrefix(UsageKind k) {
   switch (k) {
@@ -241,16 +248,44 @@ struct ClassRec {
 
 // What an InstanceHandle points to: a live instance's lock and binding, readable without the
 // shard lock. Slots are never freed while the engine lives (a recycled slot names another lock,
-// which a reader detects), so a stale handle kept in a lock object is safe to read.
-struct InstanceSlot {
+// which a reader detects), so a stale handle kept in a lock object is safe to read. One cache
+// line: the chains it keeps are read from the line the binding was just read from.
+struct alignas(64) InstanceSlot {
+  static constexpr int kChains = 6;
   std::atomic<LockId> lock{kNoLock};          // kNoLock while destroyed or free
   std::atomic<std::uint64_t> binding{0};      // class | serial << 32
-  InstanceSlot* next_free = nullptr;          // free list (Impl::slot_mu)
+  // Keys of validated chains without flags that ended with this instance, each noted once by
+  // the cached path after a chain-cache hit (never replaced: after the first few, a slot is
+  // read-only and stays clean in other cores' caches). A lock's usual predecessors so cost no
+  // chain-cache probe, whose table is too large to stay cached over thousands of locks. Only
+  // validated keys are ever written, so any key found here is validated, whatever the lock's
+  // class is now; 0: free.
+  std::atomic<std::uint64_t> chains[kChains] = {};
+
   void Bind(LockId l, ClassId cls, std::uint32_t serial) {
     binding.store(std::uint64_t{cls} | (std::uint64_t{serial} << 32), std::memory_order_release);
     lock.store(l, std::memory_order_release);
   }
+  static std::uint64_t ChainWord(std::uint64_t key) { return key ? key : 1; }
+  bool HasChain(std::uint64_t key) const {
+    key = ChainWord(key);
+    for (const auto& c : chains) {
+      const std::uint64_t k = c.load(std::memory_order_relaxed);
+      if (k == key) return true;
+      if (k == 0) return false;  // filled in order, never cleared
+    }
+    return false;
+  }
+  // Lock-free, from any thread: a lost race only loses the note.
+  void NoteChain(std::uint64_t key) {
+    for (auto& c : chains) {
+      if (c.load(std::memory_order_relaxed) != 0) continue;
+      c.store(ChainWord(key), std::memory_order_relaxed);
+      return;
+    }
+  }
 };
+static_assert(sizeof(InstanceSlot) == 64, "an instance slot is one cache line");
 
 struct InstanceRec {
   ClassId cls = kNoClass;
@@ -272,6 +307,9 @@ struct InstanceShard {
 struct Engine::Impl {
   explicit Impl(EngineOptions o, FindingSink* s) : options(o), sink(s) {
     chunks.reset(new std::atomic<ClassRec*>[options.max_classes / kClassChunkSize + 1]);
+    // Zeroed pages from calloc are only touched when a class of their range is registered.
+    usage_summary.reset(static_cast<std::uint8_t*>(std::calloc(options.max_classes + 1, 1)));
+    if (!usage_summary) throw std::bad_alloc();
     for (std::size_t i = 0; i <= options.max_classes / kClassChunkSize; ++i) chunks[i] = nullptr;
     context_names[kHardirqContext] = "HARDIRQ";
     context_names[kSoftirqContext] = "SOFTIRQ";
@@ -297,6 +335,57 @@ struct Engine::Impl {
   };
   std::unordered_map<std::pair<std::uint64_t, std::uint8_t>, ClassId, ClassKeyHash> class_index;
   std::unique_ptr<std::atomic<ClassRec*>[]> chunks;
+  // One byte per class, dense by id (10,000 classes: 10 KiB, where their ClassRecs take 1.7 MB):
+  // the usage summary the cached path reads instead of the class record. Written under
+  // graph_mu after the usage bits it summarises, read lock-free.
+  struct FreeBytes {
+    void operator()(std::uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<std::uint8_t[], FreeBytes> usage_summary;
+  unsigned UsageSummary(ClassId id) const {
+    return std::atomic_ref<std::uint8_t>(usage_summary[id]).load(std::memory_order_acquire);
+  }
+  // Every context some thread's enabled set has held: a summary bit compares a class's usage
+  // with this union, so it holds for every thread. Grows (never shrinks) under graph_mu, which
+  // then recomputes every summary before publishing the new union.
+  std::atomic<std::uint64_t> enabled_union[2] = {};
+  // Graph lock held: recomputes the summary of `id` from its usage masks.
+  void UpdateUsageSummary(ClassId id) {
+    const ClassRec& c = Class(id);
+    const ContextMask all{{enabled_union[0].load(std::memory_order_relaxed),
+                           enabled_union[1].load(std::memory_order_relaxed)}};
+    unsigned summary = 0;
+    for (UsageKind k : {UsageKind::kEnabled, UsageKind::kEnabledRead}) {
+      if ((all & ~c.UsageMask(k)).Empty()) summary |= UsageCoversBit(k);
+    }
+    std::atomic_ref<std::uint8_t>(usage_summary[id])
+        .store(static_cast<std::uint8_t>(summary), std::memory_order_release);
+  }
+  // Keeps a thread's enabled set inside enabled_union (called whenever it changes).
+  void CoverEnabled(const ContextMask& enabled) {
+    if ((enabled.words[0] & ~enabled_union[0].load(std::memory_order_acquire)) == 0 &&
+        (enabled.words[1] & ~enabled_union[1].load(std::memory_order_acquire)) == 0) {
+      return;
+    }
+    std::lock_guard<std::mutex> g(graph_mu);
+    const std::uint64_t w0 = enabled_union[0].load(std::memory_order_relaxed) | enabled.words[0];
+    const std::uint64_t w1 = enabled_union[1].load(std::memory_order_relaxed) | enabled.words[1];
+    // Summaries first (against the grown union, so a bit they keep holds for it), then the
+    // union: a thread that sees its enabled set covered sees these summaries too.
+    const ContextMask all{{w0, w1}};
+    const std::uint32_t n = class_count.load(std::memory_order_acquire);
+    for (ClassId id = 0; id < n; ++id) {
+      const ClassRec& c = Class(id);
+      unsigned summary = UsageSummary(id);
+      for (UsageKind k : {UsageKind::kEnabled, UsageKind::kEnabledRead}) {
+        if (!(all & ~c.UsageMask(k)).Empty()) summary &= ~UsageCoversBit(k);
+      }
+      std::atomic_ref<std::uint8_t>(usage_summary[id])
+          .store(static_cast<std::uint8_t>(summary), std::memory_order_release);
+    }
+    enabled_union[0].store(w0, std::memory_order_release);
+    enabled_union[1].store(w1, std::memory_order_release);
+  }
   std::atomic<std::uint32_t> class_count{0};
   std::array<std::string, kMaxContexts> context_names;
 
@@ -322,11 +411,12 @@ struct Engine::Impl {
   std::mutex slot_mu;  // taken inside a shard lock, never the other way round
   std::vector<std::unique_ptr<InstanceSlot[]>> slot_chunks;
   std::size_t slot_chunk_used = kSlotChunk;
-  InstanceSlot* free_slots = nullptr;
+  std::vector<InstanceSlot*> free_slots;
   InstanceSlot* NewSlot() {
     std::lock_guard<std::mutex> g(slot_mu);
-    if (InstanceSlot* s = free_slots) {
-      free_slots = s->next_free;
+    if (!free_slots.empty()) {
+      InstanceSlot* s = free_slots.back();
+      free_slots.pop_back();
       return s;
     }
     if (slot_chunk_used == kSlotChunk) {
@@ -338,8 +428,7 @@ struct Engine::Impl {
   void FreeSlot(InstanceSlot* s) {
     s->lock.store(kNoLock, std::memory_order_release);
     std::lock_guard<std::mutex> g(slot_mu);
-    s->next_free = free_slots;
-    free_slots = s;
+    free_slots.push_back(s);
   }
 
   ClassRec& Class(ClassId id) const {
@@ -711,6 +800,7 @@ void Validator::MarkUsage(AcquireContext& ac, const HeldLock& h, const Usage& ne
       if (used_in) e_->used_in_any.Set(ctx);
     }
   }
+  e_->UpdateUsageSummary(h.cls);
 }
 
 void Validator::ReportRecursive(AcquireContext& ac, const HeldLock& prev, const HeldLock& next) {
@@ -991,6 +1081,7 @@ std::unique_ptr<ThreadState> Engine::NewThread(ThreadKey key, std::string name, 
   process.seed = MixKey(0x6c6f636b67726170ull, 0);
   impl->frames.push_back(process);
   impl->RecomputeEnabled();
+  impl_->CoverEnabled(impl->enabled);
   return std::unique_ptr<ThreadState>(new ThreadState(std::move(impl)));
 }
 
@@ -1403,7 +1494,7 @@ bool Engine::TryAcquireCached(ThreadState& thread, LockId lock, AcquireMode mode
     chain_key = step->chain_key;
   } else {
     if (handle == 0) return false;
-    const auto* slot = reinterpret_cast<const InstanceSlot*>(handle);
+    auto* slot = reinterpret_cast<InstanceSlot*>(handle);
     const std::uint64_t binding = slot->binding.load(std::memory_order_acquire);
     if (slot->lock.load(std::memory_order_acquire) != lock) return false;
     cls = static_cast<ClassId>(binding);
@@ -1411,16 +1502,25 @@ bool Engine::TryAcquireCached(ThreadState& thread, LockId lock, AcquireMode mode
     if (cls == kNoClass) return false;
     chain_key = ChainKey(top, cls, mode, trylock, false);
     std::uint8_t chain_flags = 0;
-    if (!e.chains.Find(chain_key, &chain_flags) || (chain_flags & ChainCache::kSameClass)) {
-      return false;
+    // A chain of one lock in its context is valid by itself (ValidateChain finds no held lock
+    // to check against and adds no dependency): only its usage bits matter, so the first lock
+    // of a chain costs no chain-cache probe.
+    if (held > f.held_base && !slot->HasChain(chain_key)) {
+      if (!e.chains.Find(chain_key, &chain_flags) || (chain_flags & ChainCache::kSameClass)) {
+        return false;
+      }
+      slot->NoteChain(chain_key);
     }
-    // Usage bits this acquisition implies must all be set already (else the slow path sets them).
-    const ClassRec& crec = e.Class(cls);
+    // Usage bits this acquisition implies must all be set already (else the slow path sets
+    // them): from the class's usage summary byte when it settles it, else from the class.
     const bool read = IsRead(mode);
     const UsageKind used_in = read ? UsageKind::kUsedInRead : UsageKind::kUsedIn;
     const UsageKind enabled = read ? UsageKind::kEnabledRead : UsageKind::kEnabled;
-    if (!trylock && !(t.in_mask & ~crec.UsageMask(used_in)).Empty()) return false;
-    if (!(t.enabled & ~crec.UsageMask(enabled)).Empty()) return false;
+    if (!(e.UsageSummary(cls) & UsageCoversBit(enabled)) || !(trylock || t.in_mask.Empty())) {
+      const ClassRec& crec = e.Class(cls);
+      if (!trylock && !(t.in_mask & ~crec.UsageMask(used_in)).Empty()) return false;
+      if (!(t.enabled & ~crec.UsageMask(enabled)).Empty()) return false;
+    }
     // Memoise the step (the epoch read before the binding: a change since makes it stale).
     ThreadState::Impl::ChainStep* memo = &t.steps[step_hash % kChainStepCacheSize];
     if (memo->lock != kNoLock && (memo->lock != lock || memo->top_key != top)) {
@@ -1531,6 +1631,7 @@ void Engine::EnterContext(ThreadState& thread, ContextId context) {
   if (context == kHardirqContext) t.disabled.Set(kHardirqContext);
   if (context == kSoftirqContext) ++t.softirq_disable;
   t.RecomputeEnabled();
+  impl_->CoverEnabled(t.enabled);
   impl_->entered[context >> 6].fetch_or(std::uint64_t{1} << (context & 63),
                                         std::memory_order_relaxed);
 }
@@ -1564,6 +1665,7 @@ void Engine::ExitContext(ThreadState& thread, ContextId context, std::uint64_t i
   t.disabled = frame.saved_disabled;
   t.softirq_disable = frame.saved_softirq_disable;
   t.RecomputeEnabled();
+  impl_->CoverEnabled(t.enabled);
   e.Deliver(pending);
 }
 
@@ -1573,6 +1675,7 @@ void Engine::DisableContext(ThreadState& thread, ContextId context) {
   if (context == kSoftirqContext) ++t.softirq_disable;
   else t.disabled.Set(context);
   t.RecomputeEnabled();
+  impl_->CoverEnabled(t.enabled);
 }
 
 void Engine::EnableContext(ThreadState& thread, ContextId context) {
@@ -1584,6 +1687,7 @@ void Engine::EnableContext(ThreadState& thread, ContextId context) {
     t.disabled.Clear(context);
   }
   t.RecomputeEnabled();
+  impl_->CoverEnabled(t.enabled);
 }
 
 void Engine::SetDisabledContexts(ThreadState& thread, ContextMask mask) {
@@ -1594,6 +1698,7 @@ void Engine::SetDisabledContexts(ThreadState& thread, ContextMask mask) {
   if (soft && t.softirq_disable == 0) t.softirq_disable = 1;
   if (!soft && t.softirq_disable > 0) t.softirq_disable = 0;
   t.RecomputeEnabled();
+  impl_->CoverEnabled(t.enabled);
 }
 
 bool Engine::enabled() const { return impl_->enabled.load(); }

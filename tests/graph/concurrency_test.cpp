@@ -91,6 +91,64 @@ TEST(Concurrency, ManyThreadsConsistentOrderAndOneInversion) {
   EXPECT_GT(engine.stats().chain_cache_hits, 100000u);
 }
 
+// The shim's cached path (instance handles, lock-free chain-cache and instance-slot reads, the
+// slots' chain notes) on many threads while others keep validating new chains, which grows the
+// chain cache under the readers.
+TEST(Concurrency, CachedPathWhileOtherThreadsValidateNewChains) {
+  CountingSink sink;
+  Engine engine({}, &sink);
+  constexpr int kLocks = 512, kThreads = 4, kIterations = 20000;
+  auto setup = engine.NewThread(0, "setup");
+  std::vector<InstanceHandle> handles(kLocks);
+  for (int i = 0; i < kLocks; ++i) {
+    const ClassId c = engine.RegisterClass(5000 + i, "pool." + std::to_string(i));
+    engine.InitLock(*setup, 0x20000 + i * 64, c);
+    handles[i] = engine.HandleOf(0x20000 + i * 64);
+  }
+  std::atomic<long> cached{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto ts = engine.NewThread(200 + t, "worker");
+      unsigned x = 777u + t;
+      long mine = 0;
+      for (int i = 0; i < kIterations; ++i) {
+        x = x * 1103515245u + 12345u;
+        // Thread 0 and 1 roam the whole pool (new chains for a long time); 2 and 3 stay on the
+        // first 32 locks (cached soon).
+        const int range = t < 2 ? kLocks : 32;
+        int a = static_cast<int>((x >> 8) % range), b = static_cast<int>((x >> 20) % range);
+        if (a == b) continue;
+        if (a > b) std::swap(a, b);
+        for (int l : {a, b}) {
+          const LockId id = 0x20000 + l * 64;
+          if (engine.TryAcquireCached(*ts, id, AcquireMode::kExclusive, false, 0, handles[l])) {
+            ++mine;
+          } else {
+            engine.Acquire(*ts, Req(id));
+          }
+        }
+        for (int l : {b, a}) {
+          const LockId id = 0x20000 + l * 64;
+          if (!engine.TryReleaseInnermost(*ts, id)) engine.Release(*ts, id);
+        }
+      }
+      cached += mine;
+      engine.ThreadExit(*ts);
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_TRUE(sink.headlines().empty());
+  EXPECT_GT(cached.load(), 20000);
+  auto late = engine.NewThread(999, "late");
+  engine.Acquire(*late, Req(0x20000 + 9 * 64));
+  engine.Acquire(*late, Req(0x20000 + 4 * 64));
+  ASSERT_EQ(sink.headlines(),
+            std::vector<std::string>{"possible circular locking dependency detected"});
+  EXPECT_EQ(sink.classes()[0], (std::vector<std::string>{"pool.4", "pool.9"}));
+  EXPECT_EQ(engine.CheckInvariants(), "");
+}
+
 TEST(Capacity, HundredThousandClassesAndAMillionDependencies) {
   CountingSink sink;
   Engine engine({}, &sink);

@@ -4,9 +4,12 @@
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -26,7 +29,10 @@ struct Synthetic {
   std::vector<std::string> strings;  // backing store for names
 };
 
-Synthetic MakeRun(std::size_t n_events, int threads, int classes, int depth, std::uint64_t seed) {
+// `burst`: critical sections a thread runs before the next thread is picked at random (1: every
+// section; larger values are time slices of threads sharing few cores).
+Synthetic MakeRun(std::size_t n_events, int threads, int classes, int depth, std::uint64_t seed,
+                  int burst = 1) {
   Synthetic s;
   s.strings.reserve(static_cast<std::size_t>(classes) * 2 + 64);
   std::mt19937_64 rng(seed);
@@ -68,8 +74,9 @@ Synthetic MakeRun(std::size_t n_events, int threads, int classes, int depth, std
     pick.erase(std::unique(pick.begin(), pick.end()), pick.end());
     o = pick;
   }
-  while (s.events.size() < n_events) {
-    const ThreadKey t = 1000 + rng() % threads;
+  ThreadKey t = 1000;
+  for (std::uint64_t section = 0; s.events.size() < n_events; ++section) {
+    if (section % burst == 0) t = 1000 + rng() % threads;
     const auto& o = orders[rng() % orders.size()];
     for (int c : o) {
       Event e;
@@ -112,6 +119,59 @@ std::string Encode(const std::vector<Event>& events, bool with_seq) {
   }
   auto b = enc.Finish(n++);
   file.append(reinterpret_cast<const char*>(b.data()), b.size());
+  return file;
+}
+
+// As the recorder writes a multi-threaded program: every event stamped from one counter, each
+// thread's records in a buffer of its own written out as a block when full (the definitions
+// written first), the threads' last partial blocks at the end, then the end-of-run record. The
+// threads' blocks interleave in the file, so `lockgraph analyze` merges them by stamp.
+std::string EncodePerThread(const std::vector<Event>& events) {
+  constexpr std::size_t kThreadBlock = 32 * 1024, kDefsBlock = 64 * 1024;  // as the recorder's
+  FileHeader h;
+  h.program = "./synthetic-mt";
+  h.pid = 43;
+  std::string file;
+  EncodeFileHeader(h, &file);
+  std::uint32_t n = 0;
+  std::uint64_t seq = 0;
+  std::vector<std::uint8_t> defs_buf(kDefsBlock);
+  BlockEncoder defs(defs_buf.data(), defs_buf.size(), true);
+  struct Buffer {
+    std::vector<std::uint8_t> data = std::vector<std::uint8_t>(kThreadBlock);
+    BlockEncoder enc{data.data(), data.size(), true};
+  };
+  std::map<ThreadKey, std::unique_ptr<Buffer>> buffers;
+  auto write = [&](BlockEncoder& enc) {
+    if (enc.empty()) return;
+    auto b = enc.Finish(n++);
+    file.append(reinterpret_cast<const char*>(b.data()), b.size());
+    enc.Reset();
+  };
+  for (Event e : events) {
+    e.seq = ++seq;
+    if (IsDefinition(e.type) || !IsThreadBound(e.type)) {
+      if (!defs.Put(e)) {
+        write(defs);
+        defs.Put(e);
+      }
+      continue;
+    }
+    auto& b = buffers[e.thread];
+    if (!b) b = std::make_unique<Buffer>();
+    if (!b->enc.Put(e)) {
+      write(defs);
+      write(b->enc);
+      b->enc.Put(e);
+    }
+  }
+  write(defs);
+  for (auto& [t, b] : buffers) write(b->enc);
+  Event end;
+  end.type = RecordType::kRunEnd;
+  end.seq = ++seq;
+  defs.Put(end);
+  write(defs);
   return file;
 }
 
@@ -183,7 +243,8 @@ void BM_DecodeText(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeText)->Unit(benchmark::kMillisecond);
 
-// The whole `lockgraph analyze` pipeline on `logs` files of `events` events each.
+// The whole `lockgraph analyze` pipeline on `logs` files of `events` events each; per_thread:
+// the logs are written as the recorder writes a multi-threaded program (merged by stamp).
 void BM_Analyze(benchmark::State& state) {
   const int logs = static_cast<int>(state.range(0));
   const unsigned jobs = static_cast<unsigned>(state.range(1));
@@ -194,7 +255,7 @@ void BM_Analyze(benchmark::State& state) {
   std::uint64_t total_bytes = 0;
   for (int i = 0; i < logs; ++i) {
     Synthetic run = MakeRun(per_log, 8, 64, 3, 10 + i);
-    std::string file = Encode(run.events, false);
+    std::string file = state.range(2) ? EncodePerThread(run.events) : Encode(run.events, false);
     total_bytes += file.size();
     std::ofstream(dir / ("run" + std::to_string(i) + ".lglog"), std::ios::binary) << file;
   }
@@ -220,23 +281,38 @@ void BM_Analyze(benchmark::State& state) {
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_Analyze)
-    ->Args({1, 1})
-    ->Args({4, 1})
-    ->Args({4, 2})
-    ->ArgNames({"logs", "jobs"})
+    ->Args({1, 1, 0})
+    ->Args({4, 1, 0})
+    ->Args({4, 2, 0})
+    ->Args({1, 1, 1})
+    ->ArgNames({"logs", "jobs", "per_thread"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
 }  // namespace
 
-// `analyzer_bench --write-log FILE [EVENTS]` writes the synthetic suite's log (8 threads, 64
-// classes, nesting depth up to 3, no findings; default 20,000,000 events) for timing
-// `lockgraph analyze` by hand; otherwise the Google Benchmark suite runs.
+// `analyzer_bench --write-log FILE [EVENTS] [--per-thread [BURST]]` writes the synthetic suite's
+// log (8 threads, 64 classes, nesting depth up to 3, no findings; default 20,000,000 events)
+// for timing `lockgraph analyze` by hand: by default in one stream of blocks in file order
+// without stamps; with --per-thread as the recorder writes a multi-threaded program (stamped,
+// per-thread blocks interleaving in the file), the thread changing every BURST critical
+// sections (default 1). Otherwise the Google Benchmark suite runs.
 int main(int argc, char** argv) {
   if (argc >= 3 && std::string(argv[1]) == "--write-log") {
-    const std::size_t n = argc >= 4 ? std::stoull(argv[3]) : 20000000;
-    Synthetic run = MakeRun(n, 8, 64, 3, 99);
-    std::string file = Encode(run.events, false);
+    std::size_t n = 20000000;
+    bool per_thread = false;
+    int burst = 1;
+    for (int i = 3; i < argc; ++i) {
+      const std::string arg = argv[i];
+      if (arg == "--per-thread") {
+        per_thread = true;
+        if (i + 1 < argc && argv[i + 1][0] != '-') burst = std::max(1, std::stoi(argv[++i]));
+      } else {
+        n = std::stoull(arg);
+      }
+    }
+    Synthetic run = MakeRun(n, 8, 64, 3, 99, burst);
+    std::string file = per_thread ? EncodePerThread(run.events) : Encode(run.events, false);
     std::ofstream(argv[2], std::ios::binary) << file;
     std::printf("%s: %zu events, %zu bytes (%.2f bytes/event)\n", argv[2], run.events.size(),
                 file.size(), static_cast<double>(file.size()) / run.events.size());

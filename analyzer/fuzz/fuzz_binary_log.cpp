@@ -1,5 +1,6 @@
 // libFuzzer target: the binary lock-log reader. Any bytes must decode without a crash, a leak or
 // unbounded memory, and every record decoded from a valid block must survive re-encoding.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <vector>
@@ -56,12 +57,16 @@ void CheckFastDecoder(const BlockView& block) {
     std::abort();
   if (fast.nests != generic.nests || fast.names != generic.names) std::abort();
   if (fast.classes.size() != generic.classes.size() || fast.stacks != generic.stacks) std::abort();
-  // Compare the events with the thread each one acts on; switches themselves are framing (the
-  // fast decoder keeps every one, the generic path only those before a change of thread).
-  auto flatten = [](std::span<const CompactRecord> recs) {
+  // Compare the events with the thread each one acts on and their stamps; switches themselves
+  // are framing (the fast decoder keeps every one, the generic path only those before a change
+  // of thread).
+  auto flatten = [](const DecodedBlock& block) {
     std::vector<CompactRecord> out;
     std::uint64_t cur = 0;
-    for (const CompactRecord& r : recs) {
+    const auto recs = block.records();
+    const auto seqs = block.seqs();
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+      const CompactRecord& r = recs[i];
       if (r.type == RecordType::kThreadSwitch) {
         cur = r.x;
         continue;
@@ -72,12 +77,13 @@ void CheckFastDecoder(const BlockView& block) {
       CompactRecord t{};
       t.type = RecordType::kThreadSwitch;
       t.x = IsThreadBound(r.type) ? cur : 0;
+      t.y = seqs[i];
       out.push_back(t);
     }
     return out;
   };
-  auto a = flatten(fast.records());
-  auto b = flatten(generic.records());
+  auto a = flatten(fast);
+  auto b = flatten(generic);
   if (a.size() != b.size()) std::abort();
   for (std::size_t i = 0; i < a.size(); ++i) {
     const CompactRecord& x = a[i];
@@ -85,6 +91,25 @@ void CheckFastDecoder(const BlockView& block) {
     if (x.type != y.type || x.a != y.a || x.b != y.b || x.c != y.c || x.index != y.index ||
         x.x != y.x || x.y != y.y || x.z != y.z)
       std::abort();
+  }
+}
+
+// The merged reader's block index must agree with the decoder: a block it reads as stamped has
+// the first stamp (or no events) the decoder finds in it, whenever the decoder accepts it.
+void CheckIndex(std::span<const std::uint8_t> file, std::size_t at) {
+  using lockgraph::analyzer::DecodedBlock;
+  using lockgraph::analyzer::IndexedBlock;
+  std::vector<IndexedBlock> index;
+  if (!lockgraph::analyzer::IndexStampedBlocks(file, at, &index)) return;
+  static DecodedBlock decoded;
+  for (const IndexedBlock& b : index) {
+    BlockView view;
+    if (!lockgraph::analyzer::CheckIndexedBlock(file, b, &view)) continue;
+    DecodeError err;
+    lockgraph::analyzer::DecodeBlock(view, &decoded, &err);
+    if (!err.message.empty()) continue;
+    if (!decoded.has_seq || (decoded.events > 0) != b.has_events) std::abort();
+    if (b.has_events && decoded.first_seq != b.first_seq) std::abort();
   }
 }
 
@@ -105,11 +130,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     DecodeError err;
     while (dec.Next(&e, &err)) records.push_back(e);
     if (err.message.empty()) CheckRoundTrip(records, dec.has_seq());
+    // The same payload framed as a block with a valid CRC, for the index.
+    auto& buf = Scratch();
+    std::copy(file.begin(), file.end(), buf.begin() + kBlockHeaderSize);
+    CheckIndex(SealBlock(buf.data(), kBlockHeaderSize + size, 0), 0);
   }
   BinaryScanner scan(file);
   FileHeader header;
   DecodeError err;
   if (scan.ReadHeader(&header, &err) == BinaryScanner::HeaderResult::kFatal) return 0;
+  CheckIndex(file, scan.offset());
   BlockView block;
   std::vector<Event> events;
   for (int guard = 0; guard < 1 << 20; ++guard) {

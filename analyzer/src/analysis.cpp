@@ -12,6 +12,7 @@
 #include <fstream>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "block_decode.h"
 #include "progress.h"
@@ -80,11 +81,17 @@ class LogChannel {
   // stay in the caches.
   static constexpr std::size_t kDepth = 4;
 
-  // Decoder: the log's blocks will come through Push (fast) or it was loaded whole (!fast).
-  void Start(bool fast) {
+  enum class Mode {
+    kWhole,   // loaded whole by the first pass (text logs, unreadable files): replay in two passes
+    kBlocks,  // blocks in file order, each replayed whole
+    kMerged,  // a stamped log's blocks in the order of their first stamp, merged by stamp
+  };
+
+  // Decoder: how the log's blocks will come.
+  void Start(Mode mode) {
     std::lock_guard<std::mutex> g(mu_);
     started_ = true;
-    fast_ = fast;
+    mode_ = mode;
     cv_.notify_all();
   }
   void Push(std::unique_ptr<DecodedBlock> b) {
@@ -98,11 +105,11 @@ class LogChannel {
     started_ = finished_ = true;
     cv_.notify_all();
   }
-  // Replay side: waits until the decoder has decided; true for a block stream.
-  bool WaitStarted() {
+  // Replay side: waits until the decoder has decided.
+  Mode WaitStarted() {
     std::unique_lock<std::mutex> g(mu_);
     cv_.wait(g, [this] { return started_; });
-    return fast_;
+    return mode_;
   }
   // The next block, or null once the log is finished.
   std::unique_ptr<DecodedBlock> Pop() {
@@ -114,9 +121,10 @@ class LogChannel {
     cv_.notify_all();
     return b;
   }
-  // Decoder: the blocks' stamps are not in file order (the replay must be redone).
-  void SetOutOfOrder() { out_of_order_.store(true, std::memory_order_relaxed); }
-  bool out_of_order() const { return out_of_order_.load(std::memory_order_relaxed); }
+  // Decoder: the streamed replay cannot give the two-pass result (blocks' stamps out of file
+  // order, or a damaged block in the merged order); the analysis must be redone.
+  void SetNeedsTwoPass() { needs_two_pass_.store(true, std::memory_order_relaxed); }
+  bool needs_two_pass() const { return needs_two_pass_.load(std::memory_order_relaxed); }
   void WaitFinished() {
     std::unique_lock<std::mutex> g(mu_);
     cv_.wait(g, [this] { return finished_; });
@@ -126,14 +134,98 @@ class LogChannel {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<DecodedBlock>> queue_;
-  bool started_ = false, finished_ = false, fast_ = false;
-  std::atomic<bool> out_of_order_{false};
+  bool started_ = false, finished_ = false;
+  Mode mode_ = Mode::kWhole;
+  std::atomic<bool> needs_two_pass_{false};
 };
 
+// Where each table entry of a merged log came from (file position of its block): the merged
+// order decodes blocks out of file order, and the two-pass tables keep the first stack and call
+// site definition of the file and the last lock name.
+struct TableOrigins {
+  std::unordered_map<StackId, std::uint32_t> stacks;
+  std::unordered_map<std::uint64_t, std::uint32_t> sites;
+  std::unordered_map<LockId, std::uint32_t> lock_names;
+};
+
+void MergeTables(DecodedBlock* b, LoadedLog* log, TableOrigins* origins) {
+  const std::uint32_t here = b->file_index;
+  for (auto& [id, frames] : b->stacks) {
+    auto [it, fresh] = origins->stacks.try_emplace(id, here);
+    if (!fresh && here >= it->second) continue;
+    it->second = here;
+    log->stacks.insert_or_assign(id, std::move(frames));
+  }
+  for (auto& [ip, text] : b->sites) {
+    auto [it, fresh] = origins->sites.try_emplace(ip, here);
+    if (!fresh && here >= it->second) continue;
+    it->second = here;
+    log->sites.insert_or_assign(ip, std::move(text));
+  }
+  for (auto& [lock, name] : b->lock_names) {
+    auto [it, fresh] = origins->lock_names.try_emplace(lock, here);
+    if (!fresh && here < it->second) continue;
+    it->second = here;
+    log->lock_names.insert_or_assign(lock, std::move(name));
+  }
+}
+
+// A stamped log whose blocks IndexStampedBlocks found: decoded in merged order (blocks of
+// definitions only first, then by first stamp, ties by file position), with the checks and
+// counters of LoadLog's first pass. Any damage found on the way (a CRC mismatch, a bad record)
+// marks the channel for the two-pass path, which reports it as the file-order reader does.
+void StreamMergedLog(LoadedLog* log, const std::vector<IndexedBlock>& index, LogChannel* ch,
+                     BlockPool* pool, Progress* progress) {
+  const auto bytes = log->file.bytes();
+  std::vector<std::uint32_t> order(index.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&index](std::uint32_t a, std::uint32_t b) {
+    const IndexedBlock& x = index[a];
+    const IndexedBlock& y = index[b];
+    if (x.has_events != y.has_events) return !x.has_events;
+    return x.has_events && x.first_seq < y.first_seq;
+  });
+  ch->Start(LogChannel::Mode::kMerged);
+  std::vector<logfmt::BlockView> views(index.size());
+  TableOrigins origins;
+  logfmt::DecodeError err;
+  for (std::uint32_t i : order) {
+    if (!CheckIndexedBlock(bytes, index[i], &views[i])) {
+      ch->SetNeedsTwoPass();
+      ch->Finish();
+      return;
+    }
+    auto b = pool->Get();
+    DecodeBlock(views[i], b.get(), &err);
+    if (!err.message.empty() || !b->has_seq || (b->events > 0) != index[i].has_events ||
+        (b->events > 0 && b->first_seq != index[i].first_seq)) {
+      pool->Put(std::move(b));
+      ch->SetNeedsTwoPass();
+      ch->Finish();
+      return;
+    }
+    b->file_index = i;
+    log->records += b->records_seen;
+    log->events += b->events;
+    log->complete = log->complete || b->end;
+    MergeTables(b.get(), log, &origins);
+    if (progress) progress->Add(b->bytes, 0);
+    ch->Push(std::move(b));
+  }
+  std::vector<std::uint32_t> numbers;
+  numbers.reserve(views.size());
+  for (const auto& v : views) numbers.push_back(v.number);
+  log->blocks = std::move(views);
+  FinishBinaryBlockChecks(log, /*any_seq=*/true, /*any_plain=*/false, &numbers);
+  log->usable = true;
+  ch->Finish();
+}
+
 // A binary log through the pipeline: the same checks and messages as the first pass of
-// LoadLog, each block decoded once. A log whose blocks carry sequence numbers streams too while
-// its blocks' stamps follow each other in file order; otherwise the channel is marked out of
-// order and the analysis is redone in two passes (merged order needs every block).
+// LoadLog, each block decoded once. A stamped log that frames cleanly is merged by stamp
+// (StreamMergedLog); otherwise blocks come in file order, and if a damaged stamped log's blocks
+// turn out not to follow each other in stamp order, the channel is marked and the analysis is
+// redone in two passes.
 void StreamBinaryLog(LoadedLog* log, LogChannel* ch, BlockPool* pool, Progress* progress) {
   auto bytes = log->file.bytes();
   logfmt::BinaryScanner scan(bytes);
@@ -144,6 +236,13 @@ void StreamBinaryLog(LoadedLog* log, LogChannel* ch, BlockPool* pool, Progress* 
     if (header == logfmt::BinaryScanner::HeaderResult::kFatal) {
       log->fatal = true;
       ch->Finish();
+      return;
+    }
+  }
+  {
+    std::vector<IndexedBlock> index;
+    if (IndexStampedBlocks(bytes, scan.offset(), &index)) {
+      StreamMergedLog(log, index, ch, pool, progress);
       return;
     }
   }
@@ -163,7 +262,7 @@ void StreamBinaryLog(LoadedLog* log, LogChannel* ch, BlockPool* pool, Progress* 
     auto b = pool->Get();
     DecodeBlock(block, b.get(), &err);
     if (!started) {
-      ch->Start(true);
+      ch->Start(LogChannel::Mode::kBlocks);
       started = true;
     }
     // Stamped blocks replay in merged stamp order. When each block's stamps follow the previous
@@ -171,7 +270,7 @@ void StreamBinaryLog(LoadedLog* log, LogChannel* ch, BlockPool* pool, Progress* 
     // otherwise the pipeline's file-order replay is wrong and the analysis is redone in two
     // passes.
     if (b->has_seq && b->events > 0) {
-      if (!b->seq_sorted || (have_last_seq && b->first_seq < last_seq)) ch->SetOutOfOrder();
+      if (!b->seq_sorted || (have_last_seq && b->first_seq < last_seq)) ch->SetNeedsTwoPass();
       last_seq = b->last_seq;
       have_last_seq = true;
     }
@@ -180,6 +279,7 @@ void StreamBinaryLog(LoadedLog* log, LogChannel* ch, BlockPool* pool, Progress* 
       AddLogError(log, {log->path, err.offset, 0, true, err.message});
     }
     (b->has_seq ? any_seq : any_plain) = true;
+    b->file_index = static_cast<std::uint32_t>(log->blocks.size());
     log->blocks.push_back(block);
     numbers.push_back(block.number);
     log->records += b->records_seen;
@@ -192,7 +292,7 @@ void StreamBinaryLog(LoadedLog* log, LogChannel* ch, BlockPool* pool, Progress* 
     last_offset = scan.offset();
     ch->Push(std::move(b));
   }
-  if (!started) ch->Start(true);
+  if (!started) ch->Start(LogChannel::Mode::kBlocks);
   log->skipped_bytes = scan.skipped_bytes();
   FinishBinaryBlockChecks(log, any_seq, any_plain, &numbers);
   log->usable = !log->blocks.empty() || header == logfmt::BinaryScanner::HeaderResult::kOk;
@@ -212,6 +312,7 @@ void PrepareAnalysis(const AnalyzeOptions& options, const std::vector<std::strin
   eo.strict_same_class = options.strict;
   a->engine = std::make_unique<Engine>(eo, sink);
   a->events = 0;
+  a->merged_logs = 0;
 }
 
 // The two-pass path: every log loaded whole (tables first), then replayed in input order.
@@ -282,8 +383,8 @@ bool AnalyzePipelined(const AnalyzeOptions& options, const std::vector<std::stri
   for (std::size_t i = 0; i < n; ++i) {
     LoadedLog* log = a->logs[i].get();
     LogChannel& ch = channels[i];
-    const bool fast = ch.WaitStarted();
-    if (!fast) {
+    const LogChannel::Mode mode = ch.WaitStarted();
+    if (mode == LogChannel::Mode::kWhole) {
       ch.WaitFinished();
       for (auto& e : log->errors) a->errors.push_back(e);
       if (!log->errors.empty()) a->input_error = true;
@@ -301,14 +402,15 @@ bool AnalyzePipelined(const AnalyzeOptions& options, const std::vector<std::stri
       ++next_run;
       continue;
     }
-    if (next_run > kMaxRuns) {
+    if (next_run > kMaxRuns || failed) {
+      // Skipped, or the result will be thrown away: only drain the decoder.
       while (auto b = ch.Pop()) pool.Put(std::move(b));
-    } else {
+      failed = failed || ch.needs_two_pass();
+    } else if (mode == LogChannel::Mode::kBlocks) {
       BlockReplayer r(a->engine.get(), log, next_run, &entered);
       std::uint64_t since = 0;
       while (auto b = ch.Pop()) {
-        if (failed || ch.out_of_order()) {
-          // The result will be thrown away: only drain the decoder.
+        if (failed || ch.needs_two_pass()) {
           failed = true;
           pool.Put(std::move(b));
           continue;
@@ -323,7 +425,39 @@ bool AnalyzePipelined(const AnalyzeOptions& options, const std::vector<std::stri
       }
       progress->Add(0, since);
       a->events += r.events();
-      failed = failed || r.speculation_failed() || ch.out_of_order();
+      failed = failed || r.speculation_failed() || ch.needs_two_pass();
+    } else {
+      // Merged by stamp: blocks arrive in the order of their first event; each is opened when
+      // the merge reaches that event, and the open blocks are merged up to the next one's.
+      BlockReplayer r(a->engine.get(), log, next_run, &entered);
+      std::vector<std::unique_ptr<DecodedBlock>> done;
+      std::uint64_t since = 0;
+      auto pending = ch.Pop();
+      while (!ch.needs_two_pass()) {
+        while (pending && (!r.HasOpen() || pending->events == 0 ||
+                           MergeKey{pending->first_seq, pending->file_index} < r.Head())) {
+          since += pending->events;
+          r.Open(std::move(pending), &done);
+          pending = ch.Pop();
+        }
+        if (!r.HasOpen()) break;
+        r.ReplayUntil(pending ? MergeKey{pending->first_seq, pending->file_index}
+                              : MergeKey{~std::uint64_t{0}, ~std::uint32_t{0}},
+                      &done);
+        for (auto& b : done) pool.Put(std::move(b));
+        done.clear();
+        if (since >= (1u << 16)) {
+          progress->Add(0, since);
+          since = 0;
+        }
+      }
+      progress->Add(0, since);
+      for (auto& b : done) pool.Put(std::move(b));
+      if (pending) pool.Put(std::move(pending));
+      while (auto b = ch.Pop()) pool.Put(std::move(b));
+      a->events += r.events();
+      ++a->merged_logs;
+      failed = failed || r.speculation_failed() || ch.needs_two_pass();
     }
     // The decoder has finished with the log: its counters and tables are complete.
     for (auto& e : log->errors) a->errors.push_back(e);

@@ -54,6 +54,7 @@ struct Analysis {
   double decode_seconds = 0;       // CPU time of the decoder threads
   double replay_cpu_seconds = 0;   // CPU time of the replaying thread
   bool pipelined = false;
+  std::size_t merged_logs = 0;     // pipelined stamped logs replayed by the windowed merge
   bool input_error = false;                        // some input was missing, unreadable or damaged
 
   std::size_t CountNew() const;

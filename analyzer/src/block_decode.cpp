@@ -3,7 +3,10 @@
 // errors and the partial contents the codec defines.
 #include "block_decode.h"
 
+#include <zlib.h>
+
 #include <algorithm>
+#include <cstring>
 
 namespace lockgraph::analyzer {
 
@@ -12,8 +15,11 @@ using logfmt::RecordType;
 void DecodedBlock::Grow(std::size_t at_least) {
   std::size_t cap = std::max<std::size_t>({at_least, capacity_ * 2, 1024});
   std::unique_ptr<CompactRecord[]> bigger(new CompactRecord[cap]);
+  std::unique_ptr<std::uint64_t[]> bigger_seqs(new std::uint64_t[cap]);
   std::copy(records_.get(), records_.get() + count_, bigger.get());
+  std::copy(seqs_.get(), seqs_.get() + count_, bigger_seqs.get());
   records_ = std::move(bigger);
+  seqs_ = std::move(bigger_seqs);
   capacity_ = cap;
 }
 
@@ -31,12 +37,13 @@ void DecodedBlock::Clear() {
   first_seq = last_seq = 0;
   seq_sorted = true;
   bytes = 0;
+  file_index = 0;
 }
 
 namespace {
 
-// Appends one decoded record (any type) to *out.
-void Append(const logfmt::Event& e, DecodedBlock* out) {
+// Appends one decoded record (any type) to *out; `seq` is its stamp (0 without).
+void Append(const logfmt::Event& e, std::uint64_t seq, DecodedBlock* out) {
   ++out->records_seen;
   CompactRecord r{};
   r.type = e.type;
@@ -125,7 +132,7 @@ void Append(const logfmt::Event& e, DecodedBlock* out) {
   // Thread switches are framing, not events; ThreadStart also switches (as in the codec), so
   // the replayer follows `x` of both.
   ++out->events;
-  out->Add() = r;
+  out->Add(seq) = r;
 }
 
 // Decoding state of the straight-line path. Every read is bounds-checked; any irregularity
@@ -183,69 +190,99 @@ bool DecodeFast(const logfmt::BlockView& block, DecodedBlock* out) {
   const bool seq = flags & 1u;
   out->has_seq = seq;
   bool have_thread = false;
-  std::uint64_t prev_lock = 0, prev_ip = 0, prev_seq = 0, stamped = 0;
+  std::uint64_t prev_lock = 0, prev_ip = 0, prev_seq = 0, first_seq = 0;
+  bool have_first = false, unsorted = false;
+  // The hot records are written through local pointers and counters: stores through `out`
+  // (byte fields alias everything) would make the compiler reload them after every record.
   out->Reserve(payload.size() / 3 + 16);
+  CompactRecord* recs = out->record_data();
+  std::uint64_t* seqs = out->seq_data();
+  std::size_t n = out->size(), cap = out->capacity();
+  std::uint64_t events = 0;
+  auto add = [&](std::uint64_t stamp) -> CompactRecord& {
+    if (n == cap) {
+      out->Resize(n);
+      out->Reserve(n + 1);
+      recs = out->record_data();
+      seqs = out->seq_data();
+      cap = out->capacity();
+    }
+    seqs[n] = stamp;
+    return recs[n++];
+  };
+  // An event's stamp (stamped blocks): read, and checked for order.
+  auto stamp = [&]() {
+    if (!seq) return true;
+    const std::uint64_t before = prev_seq;
+    if (!c.Delta(&prev_seq)) return false;
+    unsorted |= prev_seq < before;
+    if (!have_first) {
+      have_first = true;
+      first_seq = prev_seq;
+      unsorted = false;
+    }
+    return true;
+  };
   while (c.p < c.end) {
     const std::uint8_t tag = *c.p++;
-    if (tag == 0x01) {  // thread switch
-      std::uint64_t tid;
-      if (!c.Varint(&tid)) return false;
-      have_thread = true;
-      CompactRecord& r = out->Add();
-      r = {};
-      r.type = RecordType::kThreadSwitch;
-      r.x = tid;
+    if (tag == 0x0b) {  // release
+      if (!have_thread || !stamp()) return false;
+      if (!c.Delta(&prev_lock) || !c.Delta(&prev_ip)) return false;
+      CompactRecord& r = add(prev_seq);
+      r.type = RecordType::kRelease;
+      r.a = r.b = r.c = 0;
+      r.index = 0;
+      r.x = prev_lock;
+      r.y = prev_ip;
+      r.z = 0;
+      ++events;
       continue;
     }
-    if (seq && !IsDefinitionTag(tag) && tag >= 0x02 && tag <= logfmt::kMaxRecordType) {
-      const std::uint64_t before = prev_seq;
-      if (!c.Delta(&prev_seq)) return false;
-      if (stamped == 0) out->first_seq = prev_seq;
-      else if (prev_seq < before) out->seq_sorted = false;
-      out->last_seq = prev_seq;
-      ++stamped;
-    }
     if (tag == 0x0a) {  // acquire
-      if (!have_thread) return false;
+      if (!have_thread || !stamp()) return false;
       std::uint8_t f;
       if (!c.Byte(&f) || (f & ~0x3fu) || (f & 0x03u) > 2) return false;
-      CompactRecord& r = out->Add();
-      r = {};
-      r.type = RecordType::kAcquire;
-      r.a = f & 0x03u;
-      r.b = (f >> 2) & 1u;
+      std::uint8_t subclass = 0;
+      std::uint32_t index = 0;
+      std::uint64_t stack = 0;
       if (!c.Delta(&prev_lock)) return false;
-      r.x = prev_lock;
       if (f & 0x08u) {
-        if (!c.Byte(&r.c) || r.c >= kMaxSubclasses) return false;
+        if (!c.Byte(&subclass) || subclass >= kMaxSubclasses) return false;
       }
       if (f & 0x10u) {
         std::uint64_t nest = prev_lock;
         if (!c.Delta(&nest)) return false;
         if (nest != kNoLock) {
           out->nests.push_back(nest);
-          r.index = static_cast<std::uint32_t>(out->nests.size());
+          index = static_cast<std::uint32_t>(out->nests.size());
         }
       }
       if (!c.Delta(&prev_ip)) return false;
-      r.y = prev_ip;
-      if ((f & 0x20u) && !c.Varint(&r.z)) return false;
-      ++out->records_seen;
-      ++out->events;
-      continue;
-    }
-    if (tag == 0x0b) {  // release
-      if (!have_thread) return false;
-      if (!c.Delta(&prev_lock) || !c.Delta(&prev_ip)) return false;
-      CompactRecord& r = out->Add();
-      r = {};
-      r.type = RecordType::kRelease;
+      if ((f & 0x20u) && !c.Varint(&stack)) return false;
+      CompactRecord& r = add(prev_seq);
+      r.type = RecordType::kAcquire;
+      r.a = f & 0x03u;
+      r.b = (f >> 2) & 1u;
+      r.c = subclass;
+      r.index = index;
       r.x = prev_lock;
       r.y = prev_ip;
-      ++out->records_seen;
-      ++out->events;
+      r.z = stack;
+      ++events;
       continue;
     }
+    if (tag == 0x01) {  // thread switch
+      std::uint64_t tid;
+      if (!c.Varint(&tid)) return false;
+      have_thread = true;
+      CompactRecord& r = add(prev_seq);
+      r = {};
+      r.type = RecordType::kThreadSwitch;
+      r.x = tid;
+      continue;
+    }
+    if (!IsDefinitionTag(tag) && tag >= 0x02 && tag <= logfmt::kMaxRecordType && !stamp())
+      return false;
     // Everything else, into an Event and through Append (strings are copied there).
     if (tag == 0 || tag > logfmt::kMaxRecordType) return false;
     const auto type = static_cast<RecordType>(tag);
@@ -347,7 +384,20 @@ bool DecodeFast(const logfmt::BlockView& block, DecodedBlock* out) {
         ok = false;
     }
     if (!ok) return false;
-    Append(e, out);
+    out->Resize(n);
+    Append(e, prev_seq, out);
+    recs = out->record_data();
+    seqs = out->seq_data();
+    n = out->size();
+    cap = out->capacity();
+  }
+  out->Resize(n);
+  out->events += events;
+  out->records_seen += events;
+  if (have_first) {
+    out->first_seq = first_seq;
+    out->last_seq = prev_seq;
+    out->seq_sorted = !unsorted;
   }
   return true;
 }
@@ -364,6 +414,7 @@ void DecodeBlockGeneric(const logfmt::BlockView& block, DecodedBlock* out,
   bool have_thread = false;
   std::uint64_t stamped = 0;
   while (dec.Next(&e, error)) {
+    const std::uint64_t before = out->last_seq;  // a switch gets the stamp before the event
     if (dec.has_seq() && !logfmt::IsDefinition(e.type)) {
       if (stamped == 0) out->first_seq = e.seq;
       else if (e.seq < out->last_seq) out->seq_sorted = false;
@@ -372,7 +423,7 @@ void DecodeBlockGeneric(const logfmt::BlockView& block, DecodedBlock* out,
     }
     // The codec hides thread switches; make them explicit where the thread changes.
     if (logfmt::IsThreadBound(e.type) && (!have_thread || e.thread != thread)) {
-      CompactRecord& r = out->Add();
+      CompactRecord& r = out->Add(before);
       r = {};
       r.type = RecordType::kThreadSwitch;
       r.x = e.thread;
@@ -383,7 +434,7 @@ void DecodeBlockGeneric(const logfmt::BlockView& block, DecodedBlock* out,
       thread = e.thread;
       have_thread = true;
     }
-    Append(e, out);
+    Append(e, dec.has_seq() && !logfmt::IsDefinition(e.type) ? e.seq : 0, out);
   }
   out->has_seq = dec.has_seq();
 }
@@ -394,6 +445,101 @@ void DecodeBlock(const logfmt::BlockView& block, DecodedBlock* out, logfmt::Deco
   out->bytes = block.payload.size() + logfmt::kBlockHeaderSize;
   if (DecodeFast(block, out)) return;
   DecodeBlockGeneric(block, out, error);
+}
+
+namespace {
+
+std::uint32_t LoadLE32(const std::uint8_t* p) {
+  return std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 | std::uint32_t{p[2]} << 16 |
+         std::uint32_t{p[3]} << 24;
+}
+
+// Reads records up to the first event's stamp. Definitions and switches are stepped over with
+// the same bounds checks as the decoder's; false on anything it cannot read.
+bool FirstStamp(std::span<const std::uint8_t> payload, IndexedBlock* out) {
+  Cursor c{payload.data() + 1, payload.data() + payload.size()};
+  auto skip_string = [&c] {
+    std::uint64_t n;
+    if (!c.Varint(&n) || n > logfmt::kMaxStringBytes || n > static_cast<std::uint64_t>(c.end - c.p))
+      return false;
+    c.p += n;
+    return true;
+  };
+  std::uint64_t v;
+  std::uint8_t byte;
+  while (c.p < c.end) {
+    const std::uint8_t tag = *c.p++;
+    bool ok = true;
+    switch (tag) {
+      case 0x01:  // thread switch
+        ok = c.Varint(&v);
+        break;
+      case 0x05:  // class
+        ok = c.Varint(&v) && c.Byte(&byte) && skip_string() && skip_string();
+        break;
+      case 0x06:  // context name
+        ok = c.Byte(&byte) && skip_string();
+        break;
+      case 0x12: {  // stack
+        std::uint64_t n = 0;
+        ok = c.Varint(&v) && c.Varint(&n) && n <= logfmt::kMaxFrames;
+        for (std::uint64_t i = 0; ok && i < n; ++i) ok = skip_string();
+        break;
+      }
+      case 0x13:  // call site
+      case 0x15:  // lock name
+        ok = c.Varint(&v) && skip_string();
+        break;
+      default: {
+        if (tag == 0 || tag > logfmt::kMaxRecordType) return false;
+        std::uint64_t seq = 0;  // the first stamp is a difference from 0
+        if (!c.Delta(&seq)) return false;
+        out->has_events = true;
+        out->first_seq = seq;
+        return true;
+      }
+    }
+    if (!ok) return false;
+  }
+  out->has_events = false;
+  return true;
+}
+
+}  // namespace
+
+bool IndexStampedBlocks(std::span<const std::uint8_t> file, std::size_t at,
+                        std::vector<IndexedBlock>* blocks) {
+  blocks->clear();
+  const std::size_t n = file.size();
+  while (at < n) {
+    if (n - at < logfmt::kBlockHeaderSize) return false;
+    const std::uint8_t* p = file.data() + at;
+    if (std::memcmp(p, logfmt::kBlockMagic, 4) != 0) return false;
+    const std::uint32_t len = LoadLE32(p + 4);
+    if (len == 0 || len > logfmt::kMaxBlockPayload || n - at - logfmt::kBlockHeaderSize < len)
+      return false;
+    const auto payload = file.subspan(at + logfmt::kBlockHeaderSize, len);
+    if (payload[0] != 1) return false;  // flags: stamped, nothing else
+    IndexedBlock b;
+    b.offset = at;
+    b.length = len;
+    if (!FirstStamp(payload, &b)) return false;
+    blocks->push_back(b);
+    at += logfmt::kBlockHeaderSize + len;
+  }
+  return !blocks->empty();
+}
+
+bool CheckIndexedBlock(std::span<const std::uint8_t> file, const IndexedBlock& block,
+                       logfmt::BlockView* view) {
+  const std::uint8_t* p = file.data() + block.offset;
+  uLong crc = crc32(0, p + 4, 8);
+  crc = crc32(crc, p + logfmt::kBlockHeaderSize, block.length);
+  if (static_cast<std::uint32_t>(crc) != LoadLE32(p + 12)) return false;
+  view->offset = block.offset;
+  view->number = LoadLE32(p + 8);
+  view->payload = file.subspan(block.offset + logfmt::kBlockHeaderSize, block.length);
+  return true;
 }
 
 }  // namespace lockgraph::analyzer

@@ -46,13 +46,25 @@ static_assert(sizeof(CompactRecord) == 32);
 struct DecodedBlock {
   // The events, in block order (a plain array: appending is the decoder's inner loop).
   std::span<const CompactRecord> records() const { return {records_.get(), count_}; }
-  CompactRecord& Add() {
+  // The sequence stamp of each record (zeros in a block without stamps): an event's own, and a
+  // thread switch's the stamp before it in the block (0 at its start), so the array is sorted
+  // whenever the events' stamps are (seq_sorted). The merged replay searches it.
+  std::span<const std::uint64_t> seqs() const { return {seqs_.get(), count_}; }
+  CompactRecord& Add(std::uint64_t seq) {
     if (count_ == capacity_) Grow(count_ + 1);
+    seqs_[count_] = seq;
     return records_[count_++];
   }
   void Reserve(std::size_t n) {
     if (n > capacity_) Grow(n);
   }
+  // The decoder's inner loop appends through these (Reserve first; Resize(n) with n at most
+  // the capacity says how many records are filled).
+  CompactRecord* record_data() { return records_.get(); }
+  std::uint64_t* seq_data() { return seqs_.get(); }
+  std::size_t size() const { return count_; }
+  std::size_t capacity() const { return capacity_; }
+  void Resize(std::size_t n) { count_ = n; }
 
   std::vector<LockId> nests;
   std::vector<std::string> names;
@@ -72,12 +84,15 @@ struct DecodedBlock {
   bool seq_sorted = true;
   bool end = false;           // an `end` record was seen
   std::uint64_t bytes = 0;    // the block's size in the file, header included
+  std::uint32_t file_index = 0;  // its place among the log's valid blocks, in file order (set by
+                                 // the reader; the merged replay breaks stamp ties with it)
 
   void Clear();
 
  private:
   void Grow(std::size_t at_least);
   std::unique_ptr<CompactRecord[]> records_;
+  std::unique_ptr<std::uint64_t[]> seqs_;
   std::size_t count_ = 0, capacity_ = 0;
 };
 
@@ -90,6 +105,28 @@ void DecodeBlock(const logfmt::BlockView& block, DecodedBlock* out, logfmt::Deco
 // for a block with a bad record). Exposed so tests can compare the two.
 void DecodeBlockGeneric(const logfmt::BlockView& block, DecodedBlock* out,
                         logfmt::DecodeError* error);
+
+// A block of a log found by walking the block headers alone (IndexStampedBlocks).
+struct IndexedBlock {
+  std::uint64_t offset = 0;     // of the block header
+  std::uint32_t length = 0;     // payload bytes
+  bool has_events = false;      // false: only definitions (and thread switches)
+  std::uint64_t first_seq = 0;  // the stamp of its first event (has_events)
+};
+
+// Walks the blocks of a binary log from `at` (just after the file header) by their headers,
+// reading in each only up to the stamp of its first event; the CRCs are not checked here (the
+// merged reader checks each block as it decodes it). Returns false, with nothing to say, unless
+// the file is one well-framed block after another to its very end, every block's flags say
+// "stamped" and every first event is readable: damaged or unstamped logs go the file-order way,
+// which reports what is wrong.
+bool IndexStampedBlocks(std::span<const std::uint8_t> file, std::size_t at,
+                        std::vector<IndexedBlock>* blocks);
+
+// True when the block at `block.offset` of `file` (its header and payload there) has a matching
+// CRC, as logfmt::BinaryScanner checks it; then *view is the block.
+bool CheckIndexedBlock(std::span<const std::uint8_t> file, const IndexedBlock& block,
+                       logfmt::BlockView* view);
 
 }  // namespace lockgraph::analyzer
 

@@ -1,6 +1,7 @@
 // Log replay: every record becomes the engine call the live runtime made for it.
 #include "replay.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "block_decode.h"
@@ -210,12 +211,25 @@ std::uint64_t Replayer::Replay(const LoadedLog& log, RunId run, Progress* progre
 
 // --- Block replay (the pipeline) ---------------------------------------------------------------
 
+// One open block of the merged order: where its replay stands and which thread its records
+// act on there.
+struct BlockReplayer::Cursor {
+  std::unique_ptr<DecodedBlock> block;
+  std::size_t pos = 0;
+  MergeKey head;            // key of the record at `pos` (its first event when opened)
+  ThreadKey key = 0;        // the thread set by the block's last switch so far
+  ThreadState* state = nullptr;
+  std::uint64_t epoch = 0;  // thread_epoch_ when `state` was looked up
+};
+
 BlockReplayer::BlockReplayer(Engine* engine, LoadedLog* log, RunId run, ContextMask* entered)
     : engine_(engine),
       log_(log),
       run_(run),
       run_bits_(std::uint64_t{run} << 48),
-      entered_(entered) {}
+      entered_(entered) {
+  for (auto& b : context_named_by_) b = -1;
+}
 
 // The process ended: its threads' states go, without the thread-exit check (as at exit()).
 BlockReplayer::~BlockReplayer() = default;
@@ -250,10 +264,10 @@ ClassId BlockReplayer::Class(logfmt::LogClassId id) {
   return c;
 }
 
-// The events of one block. Run 0's values are used as they are (kMapped false), so a single
-// log pays nothing for the run mapping.
+// The events of records [begin, end) of a block. Run 0's values are used as they are (kMapped
+// false), so a single log pays nothing for the run mapping.
 template <bool kMapped>
-void BlockReplayer::ReplayRecords(const DecodedBlock& block) {
+void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, std::size_t end) {
   Engine& engine = *engine_;
   const std::uint64_t rb = run_bits_;
   auto map = [rb](std::uint64_t v) {
@@ -261,9 +275,19 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block) {
     else return v;
   };
   using logfmt::RecordType;
-  for (const CompactRecord& r : block.records()) {
+  const CompactRecord* const records = block.records().data();
+  for (std::size_t i = begin; i < end; ++i) {
+    const CompactRecord& r = records[i];
     switch (r.type) {
       case RecordType::kAcquire: {
+        // The engine's cached entry first (a step this thread has validated before, which is
+        // nearly every acquisition of a long log): the same result as Acquire without building
+        // a request. It takes no subclass and no nest lock.
+        if ((r.c | r.index) == 0 &&
+            engine.TryAcquireCached(Current(), map(r.x), static_cast<AcquireMode>(r.a), r.b,
+                                    map(r.y))) {
+          break;
+        }
         AcquireRequest req;
         req.lock = map(r.x);
         req.mode = static_cast<AcquireMode>(r.a);
@@ -276,7 +300,7 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block) {
         break;
       }
       case RecordType::kRelease:
-        engine.Release(Current(), map(r.x), map(r.y));
+        if (!engine.TryReleaseInnermost(Current(), map(r.x))) engine.Release(Current(), map(r.x), map(r.y));
         break;
       case RecordType::kThreadSwitch:
         if (r.x != current_key_ || !current_) {
@@ -302,6 +326,7 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block) {
         engine.ThreadExit(Current(), map(r.y));
         threads_.erase(current_key_);
         current_ = nullptr;
+        ++thread_epoch_;
         break;
       case RecordType::kLockInit:
         engine.InitLock(Current(), map(r.x), Class(r.index), map(r.y), map(r.z));
@@ -341,18 +366,166 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block) {
   }
 }
 
-void BlockReplayer::Replay(const DecodedBlock& block) {
-  for (const auto& [id, d] : block.classes) log_->classes.try_emplace(id, d);
+void BlockReplayer::ReplayRange(const DecodedBlock& block, std::size_t begin, std::size_t end) {
+  if (run_bits_) ReplayRecords<true>(block, begin, end);
+  else ReplayRecords<false>(block, begin, end);
+}
+
+namespace {
+
+bool SameDefinition(const ClassDefinition& a, const ClassDefinition& b) {
+  return a.identity == b.identity && a.name == b.name && a.subclass == b.subclass;
+}
+
+}  // namespace
+
+void BlockReplayer::ApplyDefinitions(const DecodedBlock& block) {
+  const std::uint32_t here = block.file_index;
+  for (const auto& [id, d] : block.classes) {
+    auto [it, inserted] = log_->classes.try_emplace(id, d);
+    auto [at, fresh] = class_def_block_.try_emplace(id, here);
+    if (inserted || here >= at->second) continue;  // the first definition in the file wins
+    // An earlier block of the file, merged after a later one: its definition is the one the
+    // two-pass tables keep. A class registered with the other one gives a different result.
+    if (!SameDefinition(it->second, d)) {
+      if (classes_.count(id)) failed_ = true;
+      it->second = d;
+    }
+    at->second = here;
+  }
   for (const auto& [ctx, name] : block.contexts) {
+    log_->context_names.emplace_back(ctx, name);
+    // The last name in the file wins; a block merged after a later one keeps the later name.
+    if (context_named_by_[ctx] > static_cast<std::int64_t>(here)) continue;
+    context_named_by_[ctx] = here;
     // A context some thread has been in, renamed now: findings made before would have named
     // it differently with the whole file's tables.
     if (entered_->Test(ctx) && engine_->ContextName(ctx) != name) failed_ = true;
-    log_->context_names.emplace_back(ctx, name);
     engine_->SetContextName(ctx, name);
   }
-  if (run_bits_) ReplayRecords<true>(block);
-  else ReplayRecords<false>(block);
+}
+
+void BlockReplayer::Replay(const DecodedBlock& block) {
+  ApplyDefinitions(block);
+  ReplayRange(block, 0, block.records().size());
   events_ += block.events;
+}
+
+// --- Merged order ---
+
+void BlockReplayer::Open(std::unique_ptr<DecodedBlock> block,
+                         std::vector<std::unique_ptr<DecodedBlock>>* done) {
+  ApplyDefinitions(*block);
+  events_ += block->events;
+  if (block->events == 0 || block->records().empty()) {
+    done->push_back(std::move(block));
+    return;
+  }
+  Cursor* c;
+  if (cursors_.size() > heap_.size()) {
+    // A closed cursor's slot (every cursor in cursors_ but not in heap_ is closed).
+    c = nullptr;
+    for (auto& slot : cursors_) {
+      if (!slot->block) {
+        c = slot.get();
+        break;
+      }
+    }
+  } else {
+    cursors_.push_back(std::make_unique<Cursor>());
+    c = cursors_.back().get();
+  }
+  c->head = {block->first_seq, block->file_index};
+  c->block = std::move(block);
+  c->pos = 0;
+  c->key = 0;
+  c->state = nullptr;
+  c->epoch = thread_epoch_;
+  // Sift up.
+  std::size_t i = heap_.size();
+  heap_.push_back(c);
+  while (i > 0) {
+    const std::size_t parent = (i - 1) / 2;
+    if (!(heap_[i]->head < heap_[parent]->head)) break;
+    std::swap(heap_[i], heap_[parent]);
+    i = parent;
+  }
+}
+
+MergeKey BlockReplayer::Head() const { return heap_.front()->head; }
+
+void BlockReplayer::SiftDown(std::size_t i) {
+  const std::size_t n = heap_.size();
+  for (;;) {
+    std::size_t least = i;
+    const std::size_t l = 2 * i + 1, r = l + 1;
+    if (l < n && heap_[l]->head < heap_[least]->head) least = l;
+    if (r < n && heap_[r]->head < heap_[least]->head) least = r;
+    if (least == i) return;
+    std::swap(heap_[i], heap_[least]);
+    i = least;
+  }
+}
+
+namespace {
+
+// The first record at or after `pos` whose stamp is above `stop`, thread switches excepted (they
+// carry no stamp of their own). `pos` itself is within the run.
+std::size_t RunEnd(const DecodedBlock& block, std::size_t pos, std::uint64_t stop) {
+  const std::uint64_t* seqs = block.seqs().data();
+  const std::size_t n = block.records().size();
+  if (block.seq_sorted) {
+    // Thread switches carry the stamp before them, so the array is sorted: gallop, then
+    // bisect. Runs are often short (threads on two cores interleave finely), so the gallop
+    // from `pos` costs little for them and log(run) for long ones.
+    if (seqs[n - 1] <= stop) return n;
+    std::size_t lo = pos, step = 1;  // seqs[lo] <= stop
+    while (lo + step < n && seqs[lo + step] <= stop) {
+      lo += step;
+      step *= 2;
+    }
+    const std::size_t hi = std::min(lo + step, n);
+    return static_cast<std::size_t>(std::upper_bound(seqs + lo + 1, seqs + hi, stop) - seqs);
+  }
+  const CompactRecord* records = block.records().data();
+  std::size_t i = pos;
+  while (i < n && (records[i].type == logfmt::RecordType::kThreadSwitch || seqs[i] <= stop)) ++i;
+  return i;
+}
+
+}  // namespace
+
+void BlockReplayer::ReplayUntil(MergeKey limit, std::vector<std::unique_ptr<DecodedBlock>>* done) {
+  while (!heap_.empty() && heap_.front()->head < limit) {
+    Cursor& c = *heap_.front();
+    // It stays first until its next event comes after the other open blocks' heads or `limit`.
+    MergeKey bound = limit;
+    if (heap_.size() > 1) {
+      const Cursor* next = heap_[1];
+      if (heap_.size() > 2 && heap_[2]->head < next->head) next = heap_[2];
+      if (next->head < bound) bound = next->head;
+    }
+    // Events of this block with a key below `bound`: stamps up to bound.seq, or below it when
+    // this block is later in the file (c.head < bound, so the subtraction cannot wrap).
+    const std::uint64_t stop = bound.seq - (c.head.block > bound.block ? 1 : 0);
+    const DecodedBlock& block = *c.block;
+    const std::size_t end = RunEnd(block, c.pos, stop);
+    current_key_ = c.key;
+    current_ = c.epoch == thread_epoch_ ? c.state : nullptr;
+    ReplayRange(block, c.pos, end);
+    c.key = current_key_;
+    c.state = current_;
+    c.epoch = thread_epoch_;
+    c.pos = end;
+    if (end == block.records().size()) {
+      done->push_back(std::move(c.block));
+      heap_.front() = heap_.back();
+      heap_.pop_back();
+    } else {
+      c.head.seq = block.seqs()[end];
+    }
+    if (!heap_.empty()) SiftDown(0);
+  }
 }
 
 }  // namespace lockgraph::analyzer

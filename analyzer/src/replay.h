@@ -63,27 +63,57 @@ class LogSymbolizer : public Symbolizer {
 
 struct DecodedBlock;
 
+// Where an event stands in the merged order of a stamped log: its sequence stamp, then the
+// file position of its block (the two-pass merge breaks ties the same way).
+struct MergeKey {
+  std::uint64_t seq = 0;
+  std::uint32_t block = 0;
+  bool operator<(const MergeKey& o) const {
+    return seq != o.seq ? seq < o.seq : block < o.block;
+  }
+};
+
 // Replays one run block by block as a decoder thread delivers them (the analysis pipeline):
 // each block's class and context definitions take effect before its events. Definitions are
 // assumed to come before their first use, which is how the recorder writes them; when a class
 // is used before its definition, or a context that threads have entered is renamed, the result
 // could differ from replaying with the whole file's tables, so speculation_failed() says the
 // analysis must be redone by the two-pass path (Replayer).
+//
+// Two orders: Replay() takes blocks in file order, each whole (logs without stamps, and stamped
+// logs whose blocks follow each other). A stamped log whose threads' blocks interleave is merged
+// by stamp instead: the caller Open()s blocks in the order of their first stamp and calls
+// ReplayUntil() with the first stamp of the next block it has not opened; the open blocks (one
+// or two per thread of the program) are merged exactly as the two-pass EventStream merges all
+// of them, with the same tie-break by file position.
 class BlockReplayer {
  public:
   // `entered`: contexts any thread of this analysis has entered so far (shared across runs).
   BlockReplayer(Engine* engine, LoadedLog* log, RunId run, ContextMask* entered);
   ~BlockReplayer();
   void Replay(const DecodedBlock& block);
+  // Merged order. Open: the block's definitions take effect and its events join the merge (a
+  // block without events is handed back through `done` at once).
+  void Open(std::unique_ptr<DecodedBlock> block, std::vector<std::unique_ptr<DecodedBlock>>* done);
+  bool HasOpen() const { return !heap_.empty(); }
+  // The earliest event not yet replayed among the open blocks (HasOpen() only).
+  MergeKey Head() const;
+  // Replays the open blocks' events that come before `limit`, in merged order; blocks used up
+  // go to `done`.
+  void ReplayUntil(MergeKey limit, std::vector<std::unique_ptr<DecodedBlock>>* done);
   bool speculation_failed() const { return failed_; }
   std::uint64_t events() const { return events_; }
 
  private:
+  struct Cursor;
   ThreadState& Current();
   ThreadState& Lookup(ThreadKey key);
   ClassId Class(logfmt::LogClassId id);
+  void ApplyDefinitions(const DecodedBlock& block);
   template <bool kMapped>
-  void ReplayRecords(const DecodedBlock& block);
+  void ReplayRecords(const DecodedBlock& block, std::size_t begin, std::size_t end);
+  void ReplayRange(const DecodedBlock& block, std::size_t begin, std::size_t end);
+  void SiftDown(std::size_t i);
 
   Engine* engine_;
   LoadedLog* log_;
@@ -96,6 +126,16 @@ class BlockReplayer {
   std::unordered_map<logfmt::LogClassId, ClassId> classes_;
   ThreadKey current_key_ = 0;
   ThreadState* current_ = nullptr;
+  // Bumped when a thread's state goes (thread exit): merge cursors then look theirs up again.
+  std::uint64_t thread_epoch_ = 0;
+  // The file position of the block whose definition of a class / name of a context is in
+  // effect: in merged order blocks arrive out of file order, and the two-pass tables keep the
+  // first class definition and the last context name in the file.
+  std::unordered_map<logfmt::LogClassId, std::uint32_t> class_def_block_;
+  std::int64_t context_named_by_[kMaxContexts];
+  // Merged order: the open blocks, a min-heap on their next event's key.
+  std::vector<std::unique_ptr<Cursor>> cursors_;
+  std::vector<Cursor*> heap_;
 };
 
 class Replayer {

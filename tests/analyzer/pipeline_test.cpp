@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -67,6 +70,52 @@ class Pipeline : public ::testing::Test {
     return p.string();
   }
 
+  // Writes `events` as lockgraph's recorder writes a multi-threaded program: every event
+  // stamped from one counter, each thread's records in a buffer of its own that goes out as a
+  // block after `per_block` records (the pending definitions and thread-less records first,
+  // in a block of their own), the threads' partial blocks at the end in thread order.
+  std::string WritePerThread(const std::string& name, const std::vector<Event>& events,
+                             std::size_t per_block) {
+    std::string file;
+    logfmt::FileHeader h;
+    h.program = "./" + name;
+    h.pid = 78;
+    logfmt::EncodeFileHeader(h, &file);
+    std::uint32_t n = 0;
+    std::uint64_t seq = 0;
+    struct Buffer {
+      std::vector<std::uint8_t> data = std::vector<std::uint8_t>(64 * 1024);
+      logfmt::BlockEncoder enc{data.data(), data.size(), true};
+    };
+    Buffer defs;
+    std::map<ThreadKey, std::unique_ptr<Buffer>> threads;
+    auto write = [&](logfmt::BlockEncoder& enc) {
+      if (enc.empty()) return;
+      auto b = enc.Finish(n++);
+      file.append(reinterpret_cast<const char*>(b.data()), b.size());
+      enc.Reset();
+    };
+    for (Event e : events) {
+      e.seq = ++seq;
+      if (logfmt::IsDefinition(e.type) || !logfmt::IsThreadBound(e.type)) {
+        EXPECT_TRUE(defs.enc.Put(e));
+        continue;
+      }
+      auto& b = threads[e.thread];
+      if (!b) b = std::make_unique<Buffer>();
+      if (b->enc.records() >= per_block) {
+        write(defs.enc);
+        write(b->enc);
+      }
+      EXPECT_TRUE(b->enc.Put(e));
+    }
+    write(defs.enc);
+    for (auto& [t, b] : threads) write(b->enc);
+    fs::path p = dir_ / name;
+    std::ofstream(p, std::ios::binary) << file;
+    return p.string();
+  }
+
   fs::path dir_;
 };
 
@@ -79,6 +128,8 @@ struct Outcome {
   std::vector<std::uint64_t> log_events, log_records, damaged;
   int exit_code = -1;
   std::size_t classes = 0, dependencies = 0;
+  std::map<std::uint64_t, std::string> sites, lock_names;  // the symbol tables, run-mapped
+  std::size_t merged = 0;  // logs the pipeline merged by stamp (not compared)
 };
 
 Outcome Analyzed(const std::vector<std::string>& inputs, bool two_pass, bool* pipelined = nullptr) {
@@ -102,6 +153,9 @@ Outcome Analyzed(const std::vector<std::string>& inputs, bool two_pass, bool* pi
   auto st = a.engine->stats();
   out.classes = st.classes;
   out.dependencies = st.dependencies;
+  out.merged = a.merged_logs;
+  out.sites.insert(a.symbolizer.sites.begin(), a.symbolizer.sites.end());
+  out.lock_names.insert(a.symbolizer.lock_names.begin(), a.symbolizer.lock_names.end());
   if (pipelined) *pipelined = a.pipelined;
   return out;
 }
@@ -117,6 +171,8 @@ void ExpectSame(const Outcome& fast, const Outcome& slow) {
   EXPECT_EQ(fast.exit_code, slow.exit_code);
   EXPECT_EQ(fast.classes, slow.classes);
   EXPECT_EQ(fast.dependencies, slow.dependencies);
+  EXPECT_EQ(fast.sites, slow.sites);
+  EXPECT_EQ(fast.lock_names, slow.lock_names);
 }
 
 Event Ev(RecordType type, ThreadKey t = 0, LockId lock = 0) {
@@ -277,7 +333,8 @@ TEST_F(Pipeline, FastDecoderMatchesTheCodecRecordForRecord) {
       auto strip = [](const DecodedBlock& b) {
         std::vector<std::string> out;
         ThreadKey cur = 0;
-        for (const auto& r : b.records()) {
+        for (std::size_t i = 0; i < b.records().size(); ++i) {
+          const CompactRecord& r = b.records()[i];
           if (r.type == RecordType::kThreadSwitch) {
             cur = r.x;
             continue;
@@ -287,7 +344,8 @@ TEST_F(Pipeline, FastDecoderMatchesTheCodecRecordForRecord) {
                         std::to_string(r.b) + "/" + std::to_string(r.c) + "/" +
                         std::to_string(r.index) + "/" + std::to_string(r.x) + "/" +
                         std::to_string(r.y) + "/" + std::to_string(r.z) + " @" +
-                        std::to_string(logfmt::IsThreadBound(r.type) ? cur : 0));
+                        std::to_string(logfmt::IsThreadBound(r.type) ? cur : 0) + " #" +
+                        std::to_string(b.seqs()[i]));
         }
         return out;
       };
@@ -345,7 +403,7 @@ TEST_F(Pipeline, ClassDefinedAfterItsUseFallsBackToTwoPass) {
   for (const auto& r : fast.reports) EXPECT_EQ(r.find("class#"), std::string::npos) << r;
 }
 
-TEST_F(Pipeline, StampedBlocksOutOfFileOrderFallBackToTheMergedReplay) {
+TEST_F(Pipeline, StampedBlocksOutOfFileOrderAreMergedByStamp) {
   // Thread 1's block was written after thread 2's, but its first events came first: B then A in
   // file order, A then B in stamp order (thread 2 takes B then A; thread 1 A then B before it).
   std::string file;
@@ -370,9 +428,10 @@ TEST_F(Pipeline, StampedBlocksOutOfFileOrderFallBackToTheMergedReplay) {
          stamp(Rel(1, 0xa), 4)},
         1);
   std::ofstream(dir_ / "st.lglog", std::ios::binary) << file;
-  bool pipelined = true;
+  bool pipelined = false;
   Outcome fast = Analyzed({(dir_ / "st.lglog").string()}, false, &pipelined);
-  EXPECT_FALSE(pipelined);
+  EXPECT_TRUE(pipelined);
+  EXPECT_EQ(fast.merged, 1u);
   Outcome slow = Analyzed({(dir_ / "st.lglog").string()}, true);
   ExpectSame(fast, slow);
   ASSERT_EQ(fast.reports.size(), 1u);
@@ -417,6 +476,154 @@ TEST_F(Pipeline, ManyRunsStampedLogsAndDamageMatchTwoPass) {
   ExpectSame(fast, slow);
   EXPECT_GE(fast.errors.size(), 3u);
   EXPECT_EQ(fast.exit_code, 1);
+}
+
+TEST_F(Pipeline, RecorderStyleMultiThreadedLogIsMergedAsTwoPassMergesIt) {
+  // Small per-thread blocks: hundreds of blocks whose stamps interleave, every record type.
+  for (std::size_t per_block : {7u, 60u, 1000u}) {
+    std::string path = WritePerThread("mt" + std::to_string(per_block) + ".lglog",
+                                      Scenario(false), per_block);
+    bool pipelined = false;
+    Outcome fast = Analyzed({path}, false, &pipelined);
+    EXPECT_TRUE(pipelined);
+    EXPECT_EQ(fast.merged, 1u);
+    Outcome slow = Analyzed({path}, true);
+    ExpectSame(fast, slow);
+    EXPECT_EQ(fast.errors, std::vector<std::string>{});
+    bool abba = false;
+    for (const auto& r : fast.reports)
+      abba = abba || (r.find("possible circular locking dependency") != std::string::npos &&
+                      r.find("(lock_a)") != std::string::npos);
+    EXPECT_TRUE(abba) << per_block;
+  }
+}
+
+TEST_F(Pipeline, MergeBreaksTiesAndUnsortedBlocksAsTwoPassDoes) {
+  // Random programs of four threads taking pairs of five locks in random orders (so which
+  // inversion is found first, and its report, depends on the replay order), with stamps that
+  // repeat across threads and go backwards inside blocks, and blocks in shuffled file order.
+  std::mt19937 rng(::testing::UnitTest::GetInstance()->random_seed());
+  for (int round = 0; round < 40; ++round) {
+    std::map<ThreadKey, std::vector<Event>> per_thread;
+    std::uint64_t seq = 0;
+    for (int i = 0; i < 300; ++i) {
+      const ThreadKey t = 1 + rng() % 4;
+      const LockId a = 0x10 * (1 + rng() % 5), b = 0x10 * (1 + rng() % 5);
+      if (a == b) continue;
+      for (Event e : {Acq(t, a, 0x100 + a), Acq(t, b, 0x100 + b), Rel(t, b), Rel(t, a)}) {
+        seq += rng() % 3;  // 0: the same stamp as the previous event, often of another thread
+        e.seq = rng() % 10 == 0 && seq > 60 ? seq - rng() % 60 : seq;  // now and then backwards
+        per_thread[t].push_back(e);
+      }
+    }
+    std::vector<std::vector<Event>> blocks;
+    for (auto& [t, events] : per_thread) {
+      for (std::size_t i = 0; i < events.size();) {
+        const std::size_t n = std::min<std::size_t>(events.size() - i, 1 + rng() % 40);
+        blocks.emplace_back(events.begin() + i, events.begin() + i + n);
+        i += n;
+      }
+    }
+    std::shuffle(blocks.begin(), blocks.end(), rng);
+    std::string file;
+    logfmt::FileHeader h;
+    h.program = "./random";
+    logfmt::EncodeFileHeader(h, &file);
+    std::vector<std::uint8_t> buf(64 * 1024);
+    std::uint32_t n = 0;
+    for (const auto& events : blocks) {
+      logfmt::BlockEncoder enc(buf.data(), buf.size(), true);
+      for (const auto& e : events) EXPECT_TRUE(enc.Put(e));
+      auto b = enc.Finish(n++);
+      file.append(reinterpret_cast<const char*>(b.data()), b.size());
+    }
+    const std::string path = (dir_ / ("r" + std::to_string(round) + ".lglog")).string();
+    std::ofstream(path, std::ios::binary) << file;
+    Outcome fast = Analyzed({path}, false);
+    EXPECT_EQ(fast.merged, 1u);
+    Outcome slow = Analyzed({path}, true);
+    ExpectSame(fast, slow);
+    EXPECT_FALSE(fast.reports.empty());
+    if (HasFailure()) {
+      ADD_FAILURE() << "round " << round << ", log " << path;
+      return;
+    }
+  }
+}
+
+TEST_F(Pipeline, DefinitionsOutOfFileOrderInTheMergeGiveTheTwoPassTables) {
+  // The file's first block is merged second: its class definition (the first in the file)
+  // differs from the second block's, which the merge meets first; lock and context names differ
+  // too (the last in the file wins).
+  auto def = [](logfmt::LogClassId id, const char* identity) { return ClassDef(id, identity, identity); };
+  auto stamp = [](Event e, std::uint64_t seq) {
+    e.seq = seq;
+    return e;
+  };
+  Event name_a;
+  name_a.type = RecordType::kLockName;
+  name_a.lock = 0xb0;
+  name_a.text = "first_name";
+  Event name_b = name_a;
+  name_b.text = "second_name";
+  Event ctx_a;
+  ctx_a.type = RecordType::kContextName;
+  ctx_a.context = 11;
+  ctx_a.text = "SIGUSR1";
+  Event ctx_b = ctx_a;
+  ctx_b.text = "SIGALRM";
+  std::vector<std::vector<Event>> blocks = {
+      {def(1, "sym:first"), name_a, ctx_a, Site(0x1, "first_site"), stamp(Acq(2, 0xb0, 0x2), 10), stamp(Acq(2, 0xa0, 0x1), 11),
+       stamp(Rel(2, 0xa0), 12), stamp(Rel(2, 0xb0), 13)},
+      {def(1, "sym:second"), name_b, ctx_b, Site(0x1, "second_site"), stamp(Init(1, 0xa0, 1), 1), stamp(Acq(1, 0xa0, 0x1), 2),
+       stamp(Acq(1, 0xb0, 0x2), 3), stamp(Rel(1, 0xb0), 4), stamp(Rel(1, 0xa0), 5)},
+  };
+  std::string file;
+  logfmt::FileHeader h;
+  h.program = "./defs";
+  logfmt::EncodeFileHeader(h, &file);
+  std::vector<std::uint8_t> buf(8192);
+  std::uint32_t n = 0;
+  for (const auto& events : blocks) {
+    logfmt::BlockEncoder enc(buf.data(), buf.size(), true);
+    for (const auto& e : events) EXPECT_TRUE(enc.Put(e));
+    auto b = enc.Finish(n++);
+    file.append(reinterpret_cast<const char*>(b.data()), b.size());
+  }
+  const std::string path = (dir_ / "defs.lglog").string();
+  std::ofstream(path, std::ios::binary) << file;
+  Outcome fast = Analyzed({path}, false);
+  Outcome slow = Analyzed({path}, true);
+  ExpectSame(fast, slow);
+  ASSERT_EQ(slow.reports.size(), 1u);
+  EXPECT_NE(slow.reports[0].find("(sym:first)"), std::string::npos) << slow.reports[0];
+  EXPECT_NE(slow.reports[0].find("at: first_site"), std::string::npos) << slow.reports[0];
+  EXPECT_EQ(slow.lock_names[0xb0], "second_name");
+}
+
+TEST_F(Pipeline, DamagedBlockInAMergedLogFallsBackToTwoPass) {
+  std::string path = WritePerThread("dmg.lglog", Scenario(false), 50);
+  std::string bin;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bin.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  // A payload byte of the fifth block: its CRC no longer matches.
+  std::size_t at = 0;
+  for (int i = 0; i < 5; ++i) at = bin.find("LGBK", at + 1);
+  bin[at + 20] ^= 0x21;
+  std::ofstream(path, std::ios::binary) << bin;
+  bool pipelined = true;
+  Outcome fast = Analyzed({path}, false, &pipelined);
+  EXPECT_FALSE(pipelined);
+  Outcome slow = Analyzed({path}, true);
+  ExpectSame(fast, slow);
+  ASSERT_FALSE(fast.errors.empty());
+  EXPECT_NE(fast.errors[0].find("dmg.lglog: offset " + std::to_string(at) + ": corrupt block (CRC mismatch)"),
+            std::string::npos)
+      << fast.errors[0];
+  EXPECT_EQ(fast.damaged, std::vector<std::uint64_t>{1});
+  EXPECT_FALSE(fast.reports.empty());
 }
 
 }  // namespace

@@ -137,6 +137,25 @@ void Append(const logfmt::Event& e, std::uint64_t seq, DecodedBlock* out) {
 
 // Decoding state of the straight-line path. Every read is bounds-checked; any irregularity
 // returns false and the caller re-decodes the block with the generic decoder.
+// A varint of two bytes or more, from `p`: the position after it, or null when it runs past
+// `end` or over 64 bits. Out of line and taking the position by value, so the cursor of the
+// inlined fast path stays in a register.
+[[gnu::noinline]] const std::uint8_t* VarintSlow(const std::uint8_t* p, const std::uint8_t* end,
+                                                 std::uint64_t* v) {
+  std::uint64_t r = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (p >= end) return nullptr;
+    const std::uint8_t b = *p++;
+    if (shift == 63 && b > 1) return nullptr;
+    r |= std::uint64_t{b & 0x7fu} << shift;
+    if (!(b & 0x80)) {
+      *v = r;
+      return p;
+    }
+  }
+  return nullptr;
+}
+
 struct Cursor {
   const std::uint8_t* p;
   const std::uint8_t* end;
@@ -147,22 +166,19 @@ struct Cursor {
     return true;
   }
   bool Varint(std::uint64_t* v) {
-    if (p < end && *p < 0x80) {
+    if (p < end && *p < 0x80) [[likely]] {
       *v = *p++;
       return true;
     }
-    std::uint64_t r = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (p >= end) return false;
-      const std::uint8_t b = *p++;
-      if (shift == 63 && b > 1) return false;
-      r |= std::uint64_t{b & 0x7fu} << shift;
-      if (!(b & 0x80)) {
-        *v = r;
-        return true;
-      }
+    if (end - p >= 2 && p[1] < 0x80) {  // two bytes: nearby locks and call sites
+      *v = (p[0] & 0x7fu) | std::uint64_t{p[1]} << 7;
+      p += 2;
+      return true;
     }
-    return false;
+    const std::uint8_t* next = VarintSlow(p, end, v);
+    if (next == nullptr) return false;
+    p = next;
+    return true;
   }
   bool Delta(std::uint64_t* prev) {
     std::uint64_t zz;

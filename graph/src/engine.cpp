@@ -603,6 +603,17 @@ struct AcquireContext {
   }
 };
 
+// The first context at or after `from` in `m`, or kMaxContexts: MarkUsage visits only the
+// fresh bits of a mask, not all 128 contexts.
+int NextContext(const ContextMask& m, int from) {
+  for (int w = from >> 6; w < 2; ++w) {
+    std::uint64_t bits = m.words[w];
+    if (w == from >> 6) bits &= ~std::uint64_t{0} << (from & 63);
+    if (bits != 0) return w * 64 + __builtin_ctzll(bits);
+  }
+  return kMaxContexts;
+}
+
 std::string UsageBitName(const std::string& ctx, UsageKind k) {
   const bool read = k == UsageKind::kUsedInRead || k == UsageKind::kEnabledRead;
   const bool used_in = k == UsageKind::kUsedIn || k == UsageKind::kUsedInRead;
@@ -717,22 +728,16 @@ void Validator::MarkUsage(AcquireContext& ac, const HeldLock& h, const Usage& ne
   for (int k = 0; k < kUsageKinds; ++k) {
     const auto kind = static_cast<UsageKind>(k);
     const ContextMask fresh = needed[kind] & ~cls.UsageMask(kind);
-    for (int c = 0; c < kMaxContexts; ++c) {
+    for (int c = NextContext(fresh, 0); c < kMaxContexts; c = NextContext(fresh, c + 1)) {
       const auto ctx = static_cast<ContextId>(c);
-      if (!fresh.Test(ctx)) continue;
       const bool used_in = kind == UsageKind::kUsedIn || kind == UsageKind::kUsedInRead;
       const bool read = kind == UsageKind::kUsedInRead || kind == UsageKind::kEnabledRead;
       // Single-lock rule.
-      std::vector<UsageKind> conflicts;
-      if (used_in) {
-        conflicts.push_back(UsageKind::kEnabled);
-        if (!read) conflicts.push_back(UsageKind::kEnabledRead);
-      } else {
-        conflicts.push_back(UsageKind::kUsedIn);
-        if (!read) conflicts.push_back(UsageKind::kUsedInRead);
-      }
+      const UsageKind conflicts[2] = {used_in ? UsageKind::kEnabled : UsageKind::kUsedIn,
+                                      used_in ? UsageKind::kEnabledRead : UsageKind::kUsedInRead};
       bool inconsistent = false;
-      for (UsageKind other : conflicts) {
+      for (int i = 0; i < (read ? 1 : 2); ++i) {
+        const UsageKind other = conflicts[i];
         if (!cls.HasUsage(other, ctx)) continue;
         inconsistent = true;
         Finding f = Base(FindingKind::kInconsistentLockState, ac, h);

@@ -313,6 +313,7 @@ void PrepareAnalysis(const AnalyzeOptions& options, const std::vector<std::strin
   a->engine = std::make_unique<Engine>(eo, sink);
   a->events = 0;
   a->merged_logs = 0;
+  a->two_pass_reason.clear();
 }
 
 // The two-pass path: every log loaded whole (tables first), then replayed in input order.
@@ -379,6 +380,13 @@ bool AnalyzePipelined(const AnalyzeOptions& options, const std::vector<std::stri
   Replayer replayer(a->engine.get(), &a->symbolizer);
   ContextMask entered;
   bool failed = false;
+  // Why the pipeline's result cannot stand (the first log that says so), for --stats.
+  auto fail = [&](const LoadedLog& log, bool speculation, bool damaged) {
+    if (failed || !(speculation || damaged)) return;
+    failed = true;
+    a->two_pass_reason =
+        log.path + (damaged ? ": a damaged stamped log" : ": definitions after their use");
+  };
   RunId next_run = 0;
   for (std::size_t i = 0; i < n; ++i) {
     LoadedLog* log = a->logs[i].get();
@@ -405,13 +413,13 @@ bool AnalyzePipelined(const AnalyzeOptions& options, const std::vector<std::stri
     if (next_run > kMaxRuns || failed) {
       // Skipped, or the result will be thrown away: only drain the decoder.
       while (auto b = ch.Pop()) pool.Put(std::move(b));
-      failed = failed || ch.needs_two_pass();
+      fail(*log, false, ch.needs_two_pass());
     } else if (mode == LogChannel::Mode::kBlocks) {
       BlockReplayer r(a->engine.get(), log, next_run, &entered);
       std::uint64_t since = 0;
       while (auto b = ch.Pop()) {
         if (failed || ch.needs_two_pass()) {
-          failed = true;
+          fail(*log, false, ch.needs_two_pass());
           pool.Put(std::move(b));
           continue;
         }
@@ -425,7 +433,7 @@ bool AnalyzePipelined(const AnalyzeOptions& options, const std::vector<std::stri
       }
       progress->Add(0, since);
       a->events += r.events();
-      failed = failed || r.speculation_failed() || ch.needs_two_pass();
+      fail(*log, r.speculation_failed(), ch.needs_two_pass());
     } else {
       // Merged by stamp: blocks arrive in the order of their first event; each is opened when
       // the merge reaches that event, and the open blocks are merged up to the next one's.
@@ -457,7 +465,7 @@ bool AnalyzePipelined(const AnalyzeOptions& options, const std::vector<std::stri
       while (auto b = ch.Pop()) pool.Put(std::move(b));
       a->events += r.events();
       ++a->merged_logs;
-      failed = failed || r.speculation_failed() || ch.needs_two_pass();
+      fail(*log, r.speculation_failed(), ch.needs_two_pass());
     }
     // The decoder has finished with the log: its counters and tables are complete.
     for (auto& e : log->errors) a->errors.push_back(e);
@@ -506,7 +514,9 @@ bool Analyze(const AnalyzeOptions& options, Analysis* a) {
     a->errors = input_errors;
     a->input_error = input_error;
     a->pipelined = false;
+    std::string reason = options.two_pass ? "asked for" : a->two_pass_reason;
     AnalyzeTwoPass(options, paths, jobs, &progress, a, &sink);
+    a->two_pass_reason = reason;
   }
   progress.Clear();
   std::size_t usable = 0;

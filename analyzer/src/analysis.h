@@ -55,6 +55,9 @@ struct Analysis {
   double replay_cpu_seconds = 0;   // CPU time of the replaying thread
   bool pipelined = false;
   std::size_t merged_logs = 0;     // pipelined stamped logs replayed by the windowed merge
+  // Why the analysis was redone in two passes ("FILE: definitions after their use", "FILE: a
+  // damaged stamped log"); empty when the pipeline's result stood.
+  std::string two_pass_reason;
   bool input_error = false;                        // some input was missing, unreadable or damaged
 
   std::size_t CountNew() const;

@@ -102,7 +102,8 @@ void PrintStats(const Analysis& a) {
   std::string timing =
       a.pipelined ? fmt::format("{:.3f}s (CPU: replay {:.3f}s, decoding {:.3f}s in parallel with it)",
                                 total, a.replay_cpu_seconds, a.decode_seconds)
-                  : fmt::format("read {:.3f}s, replay {:.3f}s", a.load_seconds, a.replay_seconds);
+                  : fmt::format("read {:.3f}s, replay {:.3f}s (two passes: {})", a.load_seconds,
+                                a.replay_seconds, a.two_pass_reason);
   spdlog::info(
       "{} events, {} logs, {:.1f} MiB ({:.2f} bytes/event); {} ({:.2f}M events/s overall); "
       "{} classes, {} dependencies, {} chains, {} chain-cache hits; engine memory ~{:.1f} MiB",

@@ -130,6 +130,7 @@ struct Outcome {
   std::size_t classes = 0, dependencies = 0;
   std::map<std::uint64_t, std::string> sites, lock_names;  // the symbol tables, run-mapped
   std::size_t merged = 0;  // logs the pipeline merged by stamp (not compared)
+  std::string two_pass_reason;  // (not compared)
 };
 
 Outcome Analyzed(const std::vector<std::string>& inputs, bool two_pass, bool* pipelined = nullptr) {
@@ -154,6 +155,7 @@ Outcome Analyzed(const std::vector<std::string>& inputs, bool two_pass, bool* pi
   out.classes = st.classes;
   out.dependencies = st.dependencies;
   out.merged = a.merged_logs;
+  out.two_pass_reason = a.two_pass_reason;
   out.sites.insert(a.symbolizer.sites.begin(), a.symbolizer.sites.end());
   out.lock_names.insert(a.symbolizer.lock_names.begin(), a.symbolizer.lock_names.end());
   if (pipelined) *pipelined = a.pipelined;
@@ -398,6 +400,7 @@ TEST_F(Pipeline, ClassDefinedAfterItsUseFallsBackToTwoPass) {
   bool pipelined = true;
   Outcome fast = Analyzed({path}, false, &pipelined);
   EXPECT_FALSE(pipelined);
+  EXPECT_EQ(fast.two_pass_reason, path + ": definitions after their use");
   Outcome slow = Analyzed({path}, true);
   ExpectSame(fast, slow);
   for (const auto& r : fast.reports) EXPECT_EQ(r.find("class#"), std::string::npos) << r;
@@ -487,7 +490,9 @@ TEST_F(Pipeline, RecorderStyleMultiThreadedLogIsMergedAsTwoPassMergesIt) {
     Outcome fast = Analyzed({path}, false, &pipelined);
     EXPECT_TRUE(pipelined);
     EXPECT_EQ(fast.merged, 1u);
+    EXPECT_EQ(fast.two_pass_reason, "");
     Outcome slow = Analyzed({path}, true);
+    EXPECT_EQ(slow.two_pass_reason, "asked for");
     ExpectSame(fast, slow);
     EXPECT_EQ(fast.errors, std::vector<std::string>{});
     bool abba = false;
@@ -616,6 +621,7 @@ TEST_F(Pipeline, DamagedBlockInAMergedLogFallsBackToTwoPass) {
   bool pipelined = true;
   Outcome fast = Analyzed({path}, false, &pipelined);
   EXPECT_FALSE(pipelined);
+  EXPECT_EQ(fast.two_pass_reason, path + ": a damaged stamped log");
   Outcome slow = Analyzed({path}, true);
   ExpectSame(fast, slow);
   ASSERT_FALSE(fast.errors.empty());

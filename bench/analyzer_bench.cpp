@@ -291,8 +291,9 @@ BENCHMARK(BM_Analyze)
 
 }  // namespace
 
-// `analyzer_bench --write-log FILE [EVENTS] [--per-thread [BURST]]` writes the synthetic suite's
-// log (8 threads, 64 classes, nesting depth up to 3, no findings; default 20,000,000 events)
+// `analyzer_bench --write-log FILE [EVENTS] [--per-thread [BURST]] [--threads N]` writes the
+// synthetic suite's log (N threads, default 8, 64 classes, nesting depth up to 3, no findings;
+// default 20,000,000 events)
 // for timing `lockgraph analyze` by hand: by default in one stream of blocks in file order
 // without stamps; with --per-thread as the recorder writes a multi-threaded program (stamped,
 // per-thread blocks interleaving in the file), the thread changing every BURST critical
@@ -301,17 +302,19 @@ int main(int argc, char** argv) {
   if (argc >= 3 && std::string(argv[1]) == "--write-log") {
     std::size_t n = 20000000;
     bool per_thread = false;
-    int burst = 1;
+    int burst = 1, threads = 8;
     for (int i = 3; i < argc; ++i) {
       const std::string arg = argv[i];
       if (arg == "--per-thread") {
         per_thread = true;
         if (i + 1 < argc && argv[i + 1][0] != '-') burst = std::max(1, std::stoi(argv[++i]));
+      } else if (arg == "--threads" && i + 1 < argc) {
+        threads = std::max(1, std::stoi(argv[++i]));
       } else {
         n = std::stoull(arg);
       }
     }
-    Synthetic run = MakeRun(n, 8, 64, 3, 99, burst);
+    Synthetic run = MakeRun(n, threads, 64, 3, 99, burst);
     std::string file = per_thread ? EncodePerThread(run.events) : Encode(run.events, false);
     std::ofstream(argv[2], std::ios::binary) << file;
     std::printf("%s: %zu events, %zu bytes (%.2f bytes/event)\n", argv[2], run.events.size(),

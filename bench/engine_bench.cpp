@@ -1,5 +1,6 @@
 // Engine microbenchmarks: the cost of an acquisition on the fast path (cached chain), on nested
-// chains, over a large lock pool, from two threads on private locks, of a new dependency, and
+// chains, over a large lock pool (learning, and the steady state of known pairs through the
+// shim's cached path), from two threads on private locks, of a new dependency, and
 // of learning a 10,000-lock pool's dependencies with classes registered at first sight.
 #include <cstdint>
 #include <memory>
@@ -180,6 +181,56 @@ void BM_PrivateLocksThreads(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_PrivateLocksThreads)->Threads(1)->Threads(2)->UseRealTime();
+
+// The steady state of the harness's `many-ordered` mode on the engine alone, as the shim drives
+// it: 10,000 locks (each its own class, with instance handles), every pair (i, i+1..8) learned
+// once in index order, then random known pairs through TryAcquireCached / TryReleaseInnermost
+// (Acquire / Release only when the cached path declines: counter `declined` per pair).
+void BM_PoolSteady10k(benchmark::State& state) {
+  constexpr int kLocks = 10000, kSpan = 8;
+  Engine engine;
+  Setup(engine, kLocks);
+  auto t = engine.NewThread(2, "bench");
+  std::vector<lockgraph::InstanceHandle> handles(kLocks);
+  for (int i = 0; i < kLocks; ++i) handles[i] = engine.HandleOf(0x10000 + i * 64ull);
+  for (int i = 0; i < kLocks - kSpan; ++i) {
+    for (int d = 1; d <= kSpan; ++d) {
+      engine.Acquire(*t, Req(0x10000 + i * 64ull));
+      engine.Acquire(*t, Req(0x10000 + (i + d) * 64ull));
+      engine.Release(*t, 0x10000 + (i + d) * 64ull);
+      engine.Release(*t, 0x10000 + i * 64ull);
+    }
+  }
+  auto take = [&](int i) {
+    const LockId l = 0x10000 + i * 64ull;
+    if (engine.TryAcquireCached(*t, l, lockgraph::AcquireMode::kExclusive, false, 0, handles[i])) {
+      return 0;
+    }
+    engine.Acquire(*t, Req(l));
+    return 1;
+  };
+  auto drop = [&](int i) {
+    const LockId l = 0x10000 + i * 64ull;
+    if (!engine.TryReleaseInnermost(*t, l)) engine.Release(*t, l);
+  };
+  std::uint64_t x = 0x9e3779b97f4a7c15ull;  // the harness's xorshift
+  long declined = 0;
+  for (auto _ : state) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    const int a = static_cast<int>(x % (kLocks - kSpan));
+    const int b = a + 1 + static_cast<int>((x >> 32) % kSpan);
+    declined += take(a);
+    declined += take(b);
+    drop(b);
+    drop(a);
+  }
+  state.counters["declined"] =
+      benchmark::Counter(static_cast<double>(declined), benchmark::Counter::kAvgIterations);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_PoolSteady10k);
 
 // The slow path: every iteration records a brand-new dependency.
 void BM_NewDependency(benchmark::State& state) {

@@ -470,8 +470,7 @@ bool BlockEncoder::PutRecord(const Event& e) {
 }
 
 namespace {
-// The largest acquire or release record with its thread switch (each varint at most 10 bytes).
-constexpr std::size_t kMaxLockRecord = 1 + 10 + 1 + 10 + 1 + 10 + 1 + 10 + 10 + 10;
+constexpr std::size_t kMaxLockRecord = BlockEncoder::kMaxLockRecordBytes;
 
 struct UncheckedWriter {
   std::uint8_t* p;

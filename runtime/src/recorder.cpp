@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -19,9 +20,7 @@
 namespace lockgraph::runtime_internal {
 namespace {
 
-constexpr std::size_t kThreadBlockCapacity = 32 * 1024;  // named limit: bytes per thread block
-constexpr std::size_t kDefsBlockCapacity = 64 * 1024;    // named limit: bytes per definitions block
-constexpr std::size_t kSiteCacheSize = 256;              // call sites a thread remembers as known
+constexpr std::size_t kDefsBlockCapacity = 64 * 1024;  // named limit: bytes per definitions block
 
 constexpr std::size_t kMaxRecordPath = 4096;  // named limit: PATH_MAX
 constexpr int kMaxNameAttempts = 100;         // named limit: fallback names tried per process
@@ -90,30 +89,22 @@ OpenResult CreateLogFile(const std::string& path, int* fd) {
 
 }  // namespace
 
-// One thread's block buffer. Only its thread writes records into it; the committed size says
-// how much of the block holds complete records, for Finish() running on another thread.
-struct RecordBuffer {
-  explicit RecordBuffer(ThreadKey k) : key(k), enc(data, sizeof data, /*with_seq=*/true) {
-    committed.store(enc.size(), std::memory_order_relaxed);
-  }
-  void Reset(ThreadKey k) {
-    key = k;
-    enc.Reset();
-    committed.store(enc.size(), std::memory_order_release);
-    std::memset(sites, 0, sizeof sites);
-    held.clear();
-  }
-  ThreadKey key;
-  std::uint8_t data[kThreadBlockCapacity];
-  logfmt::BlockEncoder enc;
-  std::atomic<std::size_t> committed{0};
-  std::uint64_t sites[kSiteCacheSize] = {};  // call sites already handed to the recorder
-  std::vector<AcquireRequest> held;           // this thread's held locks (for fork)
-  RecordBuffer* next = nullptr;               // registry (under the recorder's mutex)
-};
+RecordBuffer::RecordBuffer(ThreadKey k) : key(k), enc(data, sizeof data, /*with_seq=*/true) {
+  committed.store(enc.size(), std::memory_order_relaxed);
+  held.Reserve();
+}
+
+void RecordBuffer::Reset(ThreadKey k) {
+  key = k;
+  enc.Reset();
+  committed.store(enc.size(), std::memory_order_release);
+  std::memset(sites, 0, sizeof sites);
+  held.clear();
+}
+
+__thread RecordBuffer* t_record_buffer __attribute__((tls_model("initial-exec"))) = nullptr;
 
 namespace {
-__thread RecordBuffer* t_buffer __attribute__((tls_model("initial-exec"))) = nullptr;
 __thread bool t_snapshot __attribute__((tls_model("initial-exec"))) = false;
 }  // namespace
 
@@ -246,7 +237,7 @@ void Recorder::WriteHeaderLocked() {
 }
 
 RecordBuffer* Recorder::Buffer(ThreadKey key) {
-  RecordBuffer* b = t_buffer;
+  RecordBuffer* b = t_record_buffer;
   if (__builtin_expect(b != nullptr, 1)) return b;
   return NewBuffer(key);
 }
@@ -263,7 +254,7 @@ RecordBuffer* Recorder::NewBuffer(ThreadKey key) {
   }
   b->next = buffers_;
   buffers_ = b;
-  t_buffer = b;
+  t_record_buffer = b;
   return b;
 }
 
@@ -301,7 +292,7 @@ void Recorder::PutWith(RecordBuffer* b, std::uint64_t ip, PutFn put) {
 // A call site this thread has not used before is handed to the recorder, which symbolizes it
 // before the block using it is written.
 void Recorder::NoteSite(RecordBuffer* b, std::uint64_t ip) {
-  std::uint64_t& slot = b->sites[(ip ^ (ip >> 11)) & (kSiteCacheSize - 1)];
+  std::uint64_t& slot = b->sites[RecordBuffer::SiteSlot(ip)];
   if (__builtin_expect(slot == ip, 1)) return;
   slot = ip;
   std::lock_guard<std::mutex> lock(mu_);
@@ -373,7 +364,7 @@ void Recorder::ResolvePendingLocked() {
   std::vector<std::pair<std::uint64_t, std::string>> sites;
   for (std::uint64_t ip : pending_sites_) {
     std::string text;
-    symbolizer_->AppendCallSite(ip, &text);
+    symbolizer_->AppendCallSite(ip, &text, &locations_);
     sites.emplace_back(ip, std::move(text));
   }
   pending_sites_.clear();
@@ -389,7 +380,7 @@ void Recorder::ResolvePendingLocked() {
   for (auto& [id, frames] : stacks) {
     // Exactly the lines a live report prints for this stack (offsets, inlined frames, the
     // signal trampoline folded into the handler, nothing below main).
-    std::vector<std::string> texts = symbolizer_->FrameLines(frames);
+    std::vector<std::string> texts = symbolizer_->FrameLines(frames, &locations_);
     if (texts.empty()) texts.emplace_back("(no stack)");
     logfmt::Event e;
     e.type = logfmt::RecordType::kStackDef;
@@ -437,6 +428,7 @@ void Recorder::ContextNamed(ContextId context, std::string_view name) {
 void Recorder::StackDefined(StackId id, const std::uint64_t* frames, int count) {
   if (!enabled() || id == kNoStack) return;
   std::lock_guard<std::mutex> lock(mu_);
+  if (!stacks_defined_.insert(id).second) return;  // defined in this log already
   pending_stacks_.emplace_back(id, std::vector<std::uint64_t>(frames, frames + count));
 }
 
@@ -474,7 +466,7 @@ void Recorder::ThreadExit(const ThreadState& t) {
   b->committed.store(b->enc.size(), std::memory_order_release);
   b->next = free_;
   free_ = b;
-  t_buffer = nullptr;
+  t_record_buffer = nullptr;
 }
 
 void Recorder::LockInit(const ThreadState& t, LockId lock_id, ClassId cls, std::uint64_t ip) {
@@ -534,9 +526,7 @@ void Recorder::Acquire(const ThreadState& t, const AcquireRequest& req, StackId 
   if (!enabled()) return;
   RecordBuffer* b = Buffer(t.key());
   if (b == nullptr) return;
-  AcquireRequest& held = b->held.emplace_back(req);
-  held.stack = stack;
-  held.stack_source = nullptr;
+  b->held.Push({req.lock, req.nest_lock, req.ip, stack, req.mode, req.trylock, req.subclass});
   const std::uint64_t seq = NextSeq();
   const ThreadKey key = t.key();
   PutWith(b, req.ip, [&] {
@@ -545,23 +535,30 @@ void Recorder::Acquire(const ThreadState& t, const AcquireRequest& req, StackId 
   });
 }
 
-namespace {
-void EraseInnermost(std::vector<AcquireRequest>* held, LockId lock) {
-  for (auto it = held->rbegin(); it != held->rend(); ++it) {
-    if (it->lock == lock) {
-      held->erase(std::next(it).base());
+void HeldList::EraseInnermost(LockId lock) {
+  for (std::size_t i = size_; i-- > 0;) {
+    if (data_[i].lock == lock) {
+      std::copy(data_.get() + i + 1, data_.get() + size_, data_.get() + i);
+      --size_;
       return;
     }
   }
 }
-}  // namespace
+
+void HeldList::Grow() {
+  const std::size_t cap = cap_ == 0 ? kHeldReserve : 2 * cap_;
+  std::unique_ptr<HeldRecord[]> data(new HeldRecord[cap]);
+  std::copy(begin(), end(), data.get());
+  data_ = std::move(data);
+  cap_ = cap;
+}
 
 void Recorder::Release(const ThreadState& t, LockId lock_id, std::uint64_t ip) {
   if (!enabled()) return;
   RecordBuffer* b = Buffer(t.key());
   if (b == nullptr) return;
   if (!b->held.empty() && b->held.back().lock == lock_id) b->held.pop_back();
-  else EraseInnermost(&b->held, lock_id);
+  else b->held.EraseInnermost(lock_id);
   const std::uint64_t seq = NextSeq();
   const ThreadKey key = t.key();
   PutWith(b, ip, [&] { return b->enc.PutRelease(key, seq, lock_id, ip); });
@@ -571,7 +568,7 @@ void Recorder::Cancel(const ThreadState& t, LockId lock_id) {
   if (!enabled()) return;
   RecordBuffer* b = Buffer(t.key());
   if (b == nullptr) return;
-  EraseInnermost(&b->held, lock_id);
+  b->held.EraseInnermost(lock_id);
   logfmt::Event e;
   e.type = logfmt::RecordType::kCancelAcquire;
   e.seq = NextSeq();
@@ -618,8 +615,8 @@ void Recorder::Finish() {
   // Every thread's complete records: this thread's whole block, other threads' up to their
   // last complete record (they may still be running).
   for (RecordBuffer* b = buffers_; b != nullptr; b = b->next) {
-    WriteBufferLocked(b, /*partial=*/b != t_buffer);
-    if (b == t_buffer) {
+    WriteBufferLocked(b, /*partial=*/b != t_record_buffer);
+    if (b == t_record_buffer) {
       b->enc.Reset();
       b->committed.store(b->enc.size(), std::memory_order_release);
     }
@@ -641,7 +638,7 @@ void Recorder::Finish() {
 void Recorder::FlushBeforeExec() {
   if (!enabled()) return;
   if (open_pending_.load(std::memory_order_relaxed)) return;  // nothing of its own recorded
-  RecordBuffer* b = t_buffer;
+  RecordBuffer* b = t_record_buffer;
   if (b == nullptr) return;
   FlushBuffer(b);
 }
@@ -664,11 +661,11 @@ void Recorder::AfterForkChild() {
   if (!enabled()) return;
   new (&mu_) std::mutex;
   new (&state_mu_) std::mutex;
-  RecordBuffer* me = t_buffer;
+  RecordBuffer* me = t_record_buffer;
   const ThreadKey key =
       me != nullptr ? me->key
                     : (tls.record && tls.record->state ? tls.record->state->key() : 0);
-  std::vector<AcquireRequest> held;
+  std::vector<HeldRecord> held;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (fd_ >= 0) close(fd_);
@@ -678,6 +675,7 @@ void Recorder::AfterForkChild() {
     pending_sites_.clear();
     pending_stacks_.clear();
     sites_.clear();
+    stacks_defined_.clear();  // the child's log defines the stacks it uses again
     block_number_ = 0;
     defs_->Reset();
     // The other threads do not exist here; their unwritten events are the parent's.
@@ -691,7 +689,7 @@ void Recorder::AfterForkChild() {
     }
     buffers_ = me;
     if (me != nullptr) {
-      held = me->held;
+      held.assign(me->held.begin(), me->held.end());
       me->next = nullptr;
       me->Reset(key);  // the unwritten block is the parent's
     }
@@ -728,8 +726,8 @@ void Recorder::AfterForkChild() {
     e.class_id = cls;
     Put(b, e);
   }
-  for (const AcquireRequest& r : held) {
-    b->held.push_back(r);
+  for (const HeldRecord& r : held) {
+    b->held.Push(r);
     logfmt::Event e;
     e.type = logfmt::RecordType::kAcquire;
     e.seq = NextSeq();

@@ -9,6 +9,8 @@
 #ifndef LOCKGRAPH_RUNTIME_RECORDER_H_
 #define LOCKGRAPH_RUNTIME_RECORDER_H_
 
+#include <sys/single_threaded.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -26,7 +28,73 @@
 
 namespace lockgraph::runtime_internal {
 
-struct RecordBuffer;  // one thread's block buffer (recorder.cpp)
+inline constexpr std::size_t kThreadBlockCapacity = 32 * 1024;  // named limit: bytes per thread block
+inline constexpr std::size_t kSiteCacheSize = 256;  // call sites a thread remembers as known
+inline constexpr std::size_t kHeldReserve = 32;     // held-list entries allocated at first
+
+// A lock the thread holds, as a forked child's log repeats it.
+struct HeldRecord {
+  LockId lock;
+  LockId nest_lock;
+  std::uint64_t ip;
+  StackId stack;
+  AcquireMode mode;
+  bool trylock;
+  std::uint8_t subclass;
+};
+
+// A thread's held locks in acquisition order, as its recorded events left them. The inline
+// path pushes and pops without a call; Push grows the array (the out-of-line path only).
+class HeldList {
+ public:
+  bool empty() const { return size_ == 0; }
+  bool full() const { return size_ == cap_; }
+  std::size_t size() const { return size_; }
+  const HeldRecord* begin() const { return data_.get(); }
+  const HeldRecord* end() const { return data_.get() + size_; }
+  HeldRecord& back() { return data_[size_ - 1]; }
+  void pop_back() { --size_; }
+  void clear() { size_ = 0; }
+  void PushUnchecked(const HeldRecord& r) { data_[size_++] = r; }  // !full()
+  void Push(const HeldRecord& r) {
+    if (full()) Grow();
+    PushUnchecked(r);
+  }
+  // Removes the innermost entry of `lock`, if any.
+  void EraseInnermost(LockId lock);
+  void Reserve() {
+    if (cap_ == 0) Grow();
+  }
+
+ private:
+  void Grow();
+  std::unique_ptr<HeldRecord[]> data_;
+  std::size_t size_ = 0, cap_ = 0;
+};
+
+// One thread's block buffer. Only its thread writes records into it; the committed size says
+// how much of the block holds complete records, for Finish() running on another thread.
+struct RecordBuffer {
+  explicit RecordBuffer(ThreadKey k);
+  void Reset(ThreadKey k);
+  // The inline path may append a lock record at `ip`: the call site is known to the recorder,
+  // the block's current thread is this buffer's (so no thread switch is due) and there is room.
+  bool ReadyFor(std::uint64_t ip) const {
+    return sites[SiteSlot(ip)] == ip && enc.ReadyForLockRecord(key);
+  }
+  static std::size_t SiteSlot(std::uint64_t ip) { return (ip ^ (ip >> 11)) & (kSiteCacheSize - 1); }
+
+  ThreadKey key;
+  std::uint8_t data[kThreadBlockCapacity];
+  logfmt::BlockEncoder enc;
+  std::atomic<std::size_t> committed{0};
+  std::uint64_t sites[kSiteCacheSize] = {};  // call sites already handed to the recorder
+  HeldList held;                              // this thread's held locks (for fork)
+  RecordBuffer* next = nullptr;               // registry (under the recorder's mutex)
+};
+
+// The calling thread's buffer, or null before its first recorded event.
+extern __thread RecordBuffer* t_record_buffer __attribute__((tls_model("initial-exec")));
 
 class Recorder {
  public:
@@ -58,6 +126,41 @@ class Recorder {
   void SetClass(LockId lock, ClassId cls);
   void Acquire(const ThreadState& t, const AcquireRequest& req, StackId stack);
   void Release(const ThreadState& t, LockId lock, std::uint64_t ip);
+  // The shim's fast path with recording on, around the engine's cached step (TryAcquireCached /
+  // TryReleaseInnermost). FastBufferForAcquire / FastBufferForRelease, before the step: the
+  // calling thread's block when it can take the record inline, else null (the full hook must
+  // run then, which records through Acquire / Release). Inline means: the thread has a block
+  // whose current thread is its own, with room for a lock record, the call site already known,
+  // room in the held list (a release: its innermost entry is the lock), no log still to open.
+  // Then PutFastAcquire / PutFastRelease write the record, the same bytes Acquire / Release
+  // would, with no call, no lock and no allocation.
+  RecordBuffer* FastBufferForAcquire(std::uint64_t ip) const {
+    RecordBuffer* b = t_record_buffer;
+    if (b == nullptr || !b->ReadyFor(ip) || b->held.full() ||
+        open_pending_.load(std::memory_order_relaxed)) {
+      return nullptr;
+    }
+    return b;
+  }
+  RecordBuffer* FastBufferForRelease(LockId lock, std::uint64_t ip) const {
+    RecordBuffer* b = t_record_buffer;
+    if (b == nullptr || !b->ReadyFor(ip) || b->held.empty() || b->held.back().lock != lock ||
+        open_pending_.load(std::memory_order_relaxed)) {
+      return nullptr;
+    }
+    return b;
+  }
+  [[gnu::always_inline]] void PutFastAcquire(RecordBuffer* b, LockId lock, AcquireMode mode,
+                                             bool trylock, std::uint64_t ip) {
+    b->held.PushUnchecked({lock, kNoLock, ip, kNoStack, mode, trylock, 0});
+    b->enc.PutPlainAcquire(NextSeq(), lock, mode, trylock, ip);
+    b->committed.store(b->enc.size(), std::memory_order_release);
+  }
+  [[gnu::always_inline]] void PutFastRelease(RecordBuffer* b, LockId lock, std::uint64_t ip) {
+    b->held.pop_back();
+    b->enc.PutPlainRelease(NextSeq(), lock, ip);
+    b->committed.store(b->enc.size(), std::memory_order_release);
+  }
   void Cancel(const ThreadState& t, LockId lock);
   void EnterContext(const ThreadState& t, ContextId context);
   void ExitContext(const ThreadState& t, ContextId context);
@@ -93,11 +196,26 @@ class Recorder {
   void OpenLocked(bool root);
   void OpenPendingSlow();
   std::string FileName(bool root, int attempt) const;
-  std::uint64_t NextSeq() { return seq_.fetch_add(1, std::memory_order_relaxed) + 1; }
+  // The next sequence number. While the process has only one thread (glibc's
+  // __libc_single_threaded, cleared by pthread_create before the second thread exists and
+  // covering the threads glibc starts itself), an xadd without the lock prefix: one
+  // instruction, so atomic with respect to a signal handler recording on the same thread, which
+  // is all that can interleave (glibc's own single-thread locks rely on the same). A new thread
+  // sees every stamp taken before pthread_create; from then on every thread uses `lock xadd`.
+  std::uint64_t NextSeq() {
+#if defined(__x86_64__)
+    if (__libc_single_threaded) {
+      std::uint64_t v = 1;
+      asm volatile("xaddq %0, %1" : "+r"(v), "+m"(seq_));
+      return v + 1;
+    }
+#endif
+    return __atomic_fetch_add(&seq_, 1, __ATOMIC_RELAXED) + 1;
+  }
 
   std::atomic<bool> enabled_{false};
   std::atomic<bool> open_pending_{false};  // forked child: the log is created at its first event
-  std::atomic<std::uint64_t> seq_{0};
+  std::uint64_t seq_ = 0;  // only through NextSeq (atomic builtins or a one-instruction xadd)
   std::mutex mu_;  // the file, the definitions buffer, the registry of thread buffers
   std::string base_path_;  // FILE, or DIR in directory mode
   bool directory_mode_ = false;
@@ -119,9 +237,14 @@ class Recorder {
   RecordBuffer* free_ = nullptr;
 
   // Raw stacks and call sites waiting to be symbolized (outside the engine's locks).
+  // Each stack id and each call site is symbolized once per log: the engine hands over a stack
+  // every time it captures one (the depot's id of an equal stack is the same), and the frames of
+  // different stacks are mostly the same few return addresses, so their locations are cached.
   std::vector<std::pair<StackId, std::vector<std::uint64_t>>> pending_stacks_;
   std::vector<std::uint64_t> pending_sites_;
   std::unordered_set<std::uint64_t> sites_;
+  std::unordered_set<StackId> stacks_defined_;
+  ReportSymbolizer::LocationCache locations_;
 
   // What a forked child's log must repeat: definitions and live instances (the forker's held
   // locks are in its buffer). Init, destroy and set-class are not the steady state; they update

@@ -409,11 +409,19 @@ void ReportSymbolizer::AppendStack(StackId stack, int indent, std::string* out) 
   }
 }
 
-std::vector<std::string> ReportSymbolizer::FrameLines(const std::vector<std::uint64_t>& frames) const {
+CodeLocation ReportSymbolizer::LocateReturn(std::uint64_t ip, LocationCache* cache) const {
+  if (cache == nullptr) return symbolizer_->Locate(ip, true);
+  auto it = cache->find(ip);
+  if (it == cache->end()) it = cache->emplace(ip, symbolizer_->Locate(ip, true)).first;
+  return it->second;
+}
+
+std::vector<std::string> ReportSymbolizer::FrameLines(const std::vector<std::uint64_t>& frames,
+                                                      LocationCache* cache) const {
   std::vector<std::string> lines;
   std::string previous;
   for (std::uint64_t ip : frames) {
-    CodeLocation loc = symbolizer_->Locate(ip, true);
+    CodeLocation loc = LocateReturn(ip, cache);
     // A signal handler's entry stands in for its frame; skip it when the frame is there.
     if (!loc.function.empty() && loc.function == previous && loc.function_offset == 1) continue;
     previous = loc.function;
@@ -452,11 +460,16 @@ bool IsInlinedWrapper(const CodeLocation::Inline& frame) {
 }
 
 void ReportSymbolizer::AppendCallSite(std::uint64_t ip, std::string* out) const {
+  AppendCallSite(ip, out, nullptr);
+}
+
+void ReportSymbolizer::AppendCallSite(std::uint64_t ip, std::string* out,
+                                      LocationCache* cache) const {
   if (ip == 0) {
     out->append("(unknown)");
     return;
   }
-  CodeLocation loc = symbolizer_->Locate(ip, true);
+  CodeLocation loc = LocateReturn(ip, cache);
   if (!loc.inlined.empty()) {
     // The innermost inlined function that is not a lock wrapper (std::mutex::lock inlined at
     // -O2, an instrumented trylock's helper) is where the user's call is; each entry's position

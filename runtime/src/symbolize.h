@@ -85,11 +85,19 @@ class ReportSymbolizer final : public Symbolizer {
       : depot_(depot), symbolizer_(symbolizer) {}
   void AppendStack(StackId stack, int indent, std::string* out) const override;
   void AppendCallSite(std::uint64_t ip, std::string* out) const override;
+  // Return addresses already located, for a caller that symbolizes many stacks sharing frames
+  // (the recorder). The caller owns it and serialises its use; an entry goes stale only if a
+  // module is unloaded and another one loaded at the same address.
+  using LocationCache = std::unordered_map<std::uint64_t, CodeLocation>;
+  void AppendCallSite(std::uint64_t ip, std::string* out, LocationCache* cache) const;
   // The lines AppendStack prints for `frames` (without indentation): the recorder writes these
   // into the lock log, so an offline report prints exactly what the live one does.
-  std::vector<std::string> FrameLines(const std::vector<std::uint64_t>& frames) const;
+  std::vector<std::string> FrameLines(const std::vector<std::uint64_t>& frames,
+                                      LocationCache* cache = nullptr) const;
 
  private:
+  // Locate(ip, true) through `cache` when there is one.
+  CodeLocation LocateReturn(std::uint64_t ip, LocationCache* cache) const;
   StackDepot* depot_;
   ProcessSymbolizer* symbolizer_;
 };

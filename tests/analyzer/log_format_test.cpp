@@ -170,6 +170,63 @@ TEST(LogFormat, FastLockRecordsAreTheBytesOfPut) {
   EXPECT_EQ(std::memcmp(x.data(), y.data(), x.size()), 0);
 }
 
+// The recorder's inline encoders (the shim's fast path) write exactly the bytes Put() writes,
+// whenever ReadyForLockRecord says they may run: plain acquisitions and releases of the block's
+// current thread, with small, large and negative lock, ip and sequence differences. A thread
+// change makes ReadyForLockRecord false until a record with the thread switch is written.
+TEST(LogFormat, InlineLockRecordsAreTheBytesOfPut) {
+  std::vector<std::uint8_t> a(8192), b(8192);
+  BlockEncoder slow(a.data(), a.size(), /*with_seq=*/true), fast(b.data(), b.size(), true);
+  EXPECT_FALSE(fast.ReadyForLockRecord(100));  // no thread yet in this block
+  std::uint64_t seq = 5;
+  int inline_records = 0;
+  for (int i = 0; i < 300; ++i) {
+    Event e;
+    e.thread = 100 + (i / 25) % 2;
+    e.seq = seq += i % 50 == 0 ? 100000 : 1 + i % 3;
+    e.lock = i % 17 == 0 ? 0x7f0000001000ull - 0x10000000ull * (i % 3)
+                         : 0x7f0000001000ull + static_cast<std::uint64_t>((i * 40) % 320);
+    e.ip = i % 11 == 0 ? 0x7fff00001234ull : 0x55550000ull + static_cast<std::uint64_t>((i * 13) % 97);
+    e.mode = static_cast<AcquireMode>(i % 3);
+    e.trylock = i % 5 == 0;
+    const bool ready = fast.ReadyForLockRecord(e.thread);
+    if (i % 25 == 0) EXPECT_FALSE(ready) << "record " << i << " changes the thread";
+    if (i % 2 == 0) {
+      e.type = RecordType::kAcquire;
+      if (ready) {
+        fast.PutPlainAcquire(e.seq, e.lock, e.mode, e.trylock, e.ip);
+        ++inline_records;
+      } else {
+        ASSERT_TRUE(fast.PutAcquire(e.thread, e.seq, e.lock, e.mode, e.trylock, 0, kNoLock,
+                                    e.ip, kNoStack));
+      }
+    } else {
+      e.type = RecordType::kRelease;
+      if (ready) {
+        fast.PutPlainRelease(e.seq, e.lock, e.ip);
+        ++inline_records;
+      } else {
+        ASSERT_TRUE(fast.PutRelease(e.thread, e.seq, e.lock, e.ip));
+      }
+    }
+    ASSERT_TRUE(slow.Put(e));
+    ASSERT_EQ(slow.size(), fast.size()) << "record " << i;
+    ASSERT_EQ(slow.records(), fast.records()) << "record " << i;
+  }
+  EXPECT_GT(inline_records, 250);
+  auto x = slow.Finish(3), y = fast.Finish(3);
+  ASSERT_EQ(x.size(), y.size());
+  EXPECT_EQ(std::memcmp(x.data(), y.data(), x.size()), 0);
+  // No room for the largest lock record: not ready.
+  std::vector<std::uint8_t> c(kMinBlockCapacity);
+  BlockEncoder small(c.data(), c.size(), true);
+  ASSERT_TRUE(small.PutRelease(7, 1, 0x1000, 0x2000));
+  std::uint64_t s = 1;
+  while (small.ReadyForLockRecord(7)) small.PutPlainRelease(s += 1000, 0x1000, 0x2000);
+  EXPECT_LT(c.size() - small.size(), BlockEncoder::kMaxLockRecordBytes);
+  EXPECT_GT(small.records(), 100u);
+}
+
 TEST(LogFormat, SmallBlocksSplitAndStillDecodeIndependently) {
   std::vector<Event> events;
   for (int i = 0; i < 2000; ++i) {

@@ -704,6 +704,12 @@ static void threads_running_at_exit_ok(void) {
   take_ab();
 }
 
+/* 48 new dependencies (pool[0] -> pool[i]), each captured from the same call path: one stack. */
+static pthread_mutex_t dep_pool[49] = {[0 ... 48] = PTHREAD_MUTEX_INITIALIZER};
+static void many_dependencies_one_path_ok(void) {
+  for (int i = 1; i < 49; i++) lock2(&dep_pool[0], &dep_pool[i]);
+}
+
 static void killed_after_locks(void) {
   for (int i = 0; i < 100000; i++) lock2(&lock_a, &lock_b);
   kill(getpid(), SIGKILL);
@@ -744,7 +750,7 @@ static const struct entry entries[] = {
     E(signal_inconsistent), E(signal_inconsistent_blocked_ok), E(signal_safe_to_unsafe),
     E(signal_safe_to_unsafe_blocked_ok), E(signal_irq_inversion), E(signal_no_handler_ok), E(signal_bsd_inconsistent),
     E(fork_ok), E(fork_child_abba), E(fork_exec_abba), E(exec_take_ba), E(many_short_lived_locks_ok), E(killed_after_locks),
-    E(threads_running_at_exit_ok),
+    E(threads_running_at_exit_ok), E(many_dependencies_one_path_ok),
     E(malloc_threads_ok), E(use_after_destroy), E(destroy_reinit_ok), E(bad_unlock_two_classes),
     E(sigsuspend_handler_ok), E(pselect_handler_ok), E(ppoll_handler_ok), E(epoll_pwait_handler_ok),
     E(sigsuspend_handler_then_unblocked), E(sigwait_family_ok), E(signal_resethand_ok),

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -668,6 +669,7 @@ TEST(LockgraphRun, MissingProgramIsAClearError) {
 struct LogSummary {
   bool header_ok = false;
   int acquires = 0, class_defs = 0, stacks = 0, ends = 0, errors = 0;
+  std::set<lockgraph::StackId> stack_ids;  // the ids the stack definitions define
 };
 LogSummary Summarize(const std::string& bytes) {
   LogSummary s;
@@ -692,7 +694,10 @@ LogSummary Summarize(const std::string& bytes) {
       using lockgraph::logfmt::RecordType;
       if (e.type == RecordType::kAcquire) ++s.acquires;
       if (e.type == RecordType::kClassDef) ++s.class_defs;
-      if (e.type == RecordType::kStackDef) ++s.stacks;
+      if (e.type == RecordType::kStackDef) {
+        ++s.stacks;
+        s.stack_ids.insert(e.stack);
+      }
       if (e.type == RecordType::kRunEnd) ++s.ends;
     }
   }
@@ -789,6 +794,27 @@ TEST(LockgraphRun, RecordWithThreadsRunningAtExitIsCompleteAndReplaysClean) {
   EXPECT_EQ(analyzed.exit_code, 0) << Shown(analyzed);
   EXPECT_THAT(analyzed.out, Not(HasSubstr("WARNING"))) << Shown(analyzed);
   EXPECT_THAT(analyzed.err, Not(HasSubstr("error"))) << Shown(analyzed);
+  unlink(log.c_str());
+}
+
+// A stack is symbolized and defined once per log however often the engine captures it: 48 new
+// dependencies from one call path are one stack definition (each capture was defined, and
+// symbolized, again before: --record cost hundreds of microseconds per new dependency).
+TEST(LockgraphRun, RecordDefinesEachStackOnce) {
+  const std::string log = TempPath("stacks") + ".lglog";
+  RunResult r = RunCli({"--record", log, "--", LG_CASES, "many_dependencies_one_path_ok"});
+  EXPECT_EQ(r.exit_code, 0) << Shown(r);
+  EXPECT_THAT(r.err, Not(HasSubstr("WARNING"))) << Shown(r);
+  LogSummary s = Summarize(ReadFile(log));
+  EXPECT_EQ(s.errors, 0);
+  EXPECT_GE(s.acquires, 96);
+  EXPECT_GE(s.stacks, 1);
+  EXPECT_EQ(s.stacks, static_cast<int>(s.stack_ids.size()));
+  EXPECT_LE(s.stacks, 4);
+  // The offline analysis still has every dependency and nothing to report.
+  RunResult analyzed = RunProgram({LG_CLI, "analyze", "--stats", log});
+  EXPECT_EQ(analyzed.exit_code, 0) << Shown(analyzed);
+  EXPECT_THAT(analyzed.err, HasSubstr("48 dependencies")) << Shown(analyzed);
   unlink(log.c_str());
 }
 

@@ -178,10 +178,64 @@ class BlockEncoder {
                   bool trylock, std::uint8_t subclass, LockId nest_lock, std::uint64_t ip,
                   StackId stack);
 
+  // The recorder's inline steady state (the shim's fast path), in the header so that it inlines:
+  // true when the block's current thread is already `thread` (no thread switch to write) and the
+  // largest acquire or release record fits. Then PutPlainAcquire (no subclass, nest lock or
+  // stack) and PutPlainRelease write exactly the bytes PutAcquire / PutRelease would.
+  bool ReadyForLockRecord(ThreadKey thread) const {
+    return have_thread_ && thread_ == thread && cap_ - pos_ >= kMaxLockRecordBytes;
+  }
+  void PutPlainAcquire(std::uint64_t seq, LockId lock, AcquireMode mode, bool trylock,
+                       std::uint64_t ip) {
+    std::uint8_t* p = buf_ + pos_;
+    *p++ = static_cast<std::uint8_t>(RecordType::kAcquire);
+    if (with_seq_) {
+      p = PutVarint(p, ZigZagDelta(seq, prev_seq_));
+      prev_seq_ = seq;
+    }
+    *p++ = static_cast<std::uint8_t>((static_cast<std::uint8_t>(mode) & 3) | (trylock ? 4 : 0));
+    p = PutVarint(p, ZigZagDelta(lock, prev_lock_));
+    prev_lock_ = lock;
+    p = PutVarint(p, ZigZagDelta(ip, prev_ip_));
+    prev_ip_ = ip;
+    pos_ = static_cast<std::size_t>(p - buf_);
+    ++records_;
+  }
+  void PutPlainRelease(std::uint64_t seq, LockId lock, std::uint64_t ip) {
+    std::uint8_t* p = buf_ + pos_;
+    *p++ = static_cast<std::uint8_t>(RecordType::kRelease);
+    if (with_seq_) {
+      p = PutVarint(p, ZigZagDelta(seq, prev_seq_));
+      prev_seq_ = seq;
+    }
+    p = PutVarint(p, ZigZagDelta(lock, prev_lock_));
+    prev_lock_ = lock;
+    p = PutVarint(p, ZigZagDelta(ip, prev_ip_));
+    prev_ip_ = ip;
+    pos_ = static_cast<std::size_t>(p - buf_);
+    ++records_;
+  }
+
   // Seals and returns the whole block (header + payload), valid until Reset().
   std::span<const std::uint8_t> Finish(std::uint32_t block_number);
 
+  // The largest acquire or release record with its thread switch (tag, varint thread, tag,
+  // varint seq, flags, varint lock, subclass, varint nest, varint ip, varint stack).
+  static constexpr std::size_t kMaxLockRecordBytes = 1 + 10 + 1 + 10 + 1 + 10 + 1 + 10 + 10 + 10;
+
  private:
+  static std::uint64_t ZigZagDelta(std::uint64_t now, std::uint64_t prev) {
+    const auto d = static_cast<std::int64_t>(now - prev);
+    return (static_cast<std::uint64_t>(d) << 1) ^ static_cast<std::uint64_t>(d >> 63);
+  }
+  static std::uint8_t* PutVarint(std::uint8_t* p, std::uint64_t v) {
+    while (v >= 0x80) {
+      *p++ = static_cast<std::uint8_t>(v | 0x80);
+      v >>= 7;
+    }
+    *p++ = static_cast<std::uint8_t>(v);
+    return p;
+  }
   bool PutRecord(const Event& event);
   std::uint8_t* buf_;
   std::size_t cap_;

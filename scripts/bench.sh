@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD=${BUILD:-$ROOT/build-perf}
-MODES=${MODES:-"flat flat-mt nested many many-ordered rwlock contended private"}
+MODES=${MODES:-"flat flat-mt nested nested-mt many many-ordered rwlock contended private"}
 TOOLS=${TOOLS:-"native lockgraph record tsan helgrind"}
 REPEAT=${REPEAT:-3}
 HELGRIND_SCALE=${HELGRIND_SCALE:-100}
@@ -24,7 +24,7 @@ TIMEOUT=${TIMEOUT:-150}  # seconds per run; a run cut off shows "no result"
 ANALYZE_TIMEOUT=${ANALYZE_TIMEOUT:-60}  # seconds per `lockgraph analyze`
 
 # Iterations per mode (the harness's own defaults, spelled out so Helgrind can scale them).
-declare -A ITER=([flat]=10000000 [flat-mt]=10000000 [nested]=4000000 [many]=2000000 [many-ordered]=2000000 [rwlock]=10000000
+declare -A ITER=([flat]=10000000 [flat-mt]=10000000 [nested]=4000000 [nested-mt]=4000000 [many]=2000000 [many-ordered]=2000000 [rwlock]=10000000
                  [contended]=2000000 [private]=5000000)
 
 if [[ ! -f $BUILD/build.ninja && ! -f $BUILD/Makefile ]]; then
@@ -111,7 +111,7 @@ for mode in $MODES; do
 done
 
 echo "# lockgraph bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average$(uptime | sed 's/.*load average//')"
-echo "# ns/op = wall time per op; cpu ns/op = process CPU time per lock pair (nested: per chain"
+echo "# ns/op = wall time per op; cpu ns/op = process CPU time per lock pair (nested, nested-mt: per chain"
 echo "# of 4), summed over threads; ratios against native; RSS = peak resident set (/usr/bin/time %M)."
 echo "# Helgrind ran 1/$HELGRIND_SCALE of the iterations (1/$((HELGRIND_SCALE * 10)) for many); native and lockgraph cells are the median"
 echo "# of $REPEAT runs (1 run for many, record, tsan, helgrind)."

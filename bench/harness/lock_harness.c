@@ -11,6 +11,7 @@
  *            the lock prefix of its atomics while a process has never had a second thread, so
  *            this is the pair a threaded test binary pays (the issue's "about 17 ns")
  *   nested   four mutexes taken in a fixed order and released in reverse: one chain of 4
+ *   nested-mt the same after the process has started (and joined) one thread, as flat-mt
  *   many     a pool of 10,000 statically initialised mutexes (each its own lock class): random
  *            pairs (i, j), i < j, j within 8 of i, taken in index order: one pair. Prints two
  *            lines: many-learn (the first N pairs, where every pair is new) and many (the next
@@ -91,6 +92,16 @@ static void RunFlat(long n) {
 }
 
 static void* Nothing(void* arg) { return arg; }
+
+/* The -mt modes: from here on glibc's atomics carry the lock prefix, as in any threaded program. */
+static int StartAndJoinThread(void) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, Nothing, NULL) != 0 || pthread_join(t, NULL) != 0) {
+    fprintf(stderr, "lock_harness: pthread_create failed\n");
+    return 0;
+  }
+  return 1;
+}
 
 static void InvertFlat(void) {
   TakeInOrder(&flat_mu, &inversion_mu);
@@ -237,7 +248,7 @@ static void InvertThreads(void) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     fprintf(stderr,
-            "usage: lock_harness flat|flat-mt|nested|many|many-ordered|rwlock|contended|private [ITERATIONS] "
+            "usage: lock_harness flat|flat-mt|nested|nested-mt|many|many-ordered|rwlock|contended|private [ITERATIONS] "
             "[--no-inversion]\n");
     return 2;
   }
@@ -266,11 +277,7 @@ int main(int argc, char** argv) {
     end = Now();
     inversion = InvertFlat;
   } else if (strcmp(mode, "flat-mt") == 0) {
-    pthread_t t;
-    if (pthread_create(&t, NULL, Nothing, NULL) != 0 || pthread_join(t, NULL) != 0) {
-      fprintf(stderr, "lock_harness: pthread_create failed\n");
-      return 2;
-    }
+    if (!StartAndJoinThread()) return 2;
     if (n <= 0) n = ops = 10000000;
     RunFlat(1000);
     start = Now();
@@ -278,7 +285,8 @@ int main(int argc, char** argv) {
     RunFlat(n);
     end = Now();
     inversion = InvertFlat;
-  } else if (strcmp(mode, "nested") == 0) {
+  } else if (strcmp(mode, "nested") == 0 || strcmp(mode, "nested-mt") == 0) {
+    if (strcmp(mode, "nested-mt") == 0 && !StartAndJoinThread()) return 2;
     if (n <= 0) n = ops = 4000000;
     RunNested(1000);
     start = Now();

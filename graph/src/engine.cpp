@@ -13,8 +13,10 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <new>
@@ -46,7 +48,6 @@ constexpr std::size_t kInstanceShards = 64;
 constexpr std::size_t kDestroyedKeptPerShard = 1024;  // remembered destroyed locks per shard
 constexpr std::size_t kPairCacheSize = 1024;          // per-thread validated same-class pairs
 constexpr std::size_t kInstanceCacheSize = 64;        // per-thread lock -> instance cache
-constexpr std::size_t kChainStepCacheSize = 64;       // per-thread memoised acquisitions
 
 std::uint64_t MixKey(std::uint64_t h, std::uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
@@ -121,19 +122,15 @@ const char* UsageKindPrefix(UsageKind k) {
 // ---------------------------------------------------------------------------------------------
 // Per-thread state.
 
-struct HeldLock {
-  LockId lock = kNoLock;
-  ClassId cls = kNoClass;
-  std::uint32_t serial = 0;  // instance serial: distinguishes a reused address
-  AcquireMode mode = AcquireMode::kExclusive;
-  bool trylock = false;
-  LockId nest_lock = kNoLock;
-  std::uint64_t ip = 0;
-  std::uint32_t frame = 0;       // index of the context frame it was taken in
-  std::uint64_t chain_key = 0;   // key of the chain ending with this lock
-};
+using engine_internal::ChainStep;
+using engine_internal::CopyHeld;
+using engine_internal::HeldLock;
+using engine_internal::RequestBits;
+using engine_internal::StepKey;
 
-struct ThreadState::Impl {
+// The cached paths' part (held stack, current frame, memo) is the ThreadCache base
+// (lockgraph/cached_path.h); SyncHot keeps its frame fields, FlushSteps empties its memo.
+struct ThreadState::Impl : engine_internal::ThreadCache {
   struct Frame {
     int context = -1;            // -1: process context
     std::size_t held_base = 0;   // first held lock taken in this frame
@@ -145,7 +142,6 @@ struct ThreadState::Impl {
   ThreadKey key = 0;
   std::string name;
   RunId run = 0;
-  std::vector<HeldLock> held;
   std::vector<Frame> frames;
   std::array<std::uint16_t, kMaxContexts> in_count{};
   ContextMask in_mask;
@@ -163,32 +159,22 @@ struct ThreadState::Impl {
     std::uint64_t epoch = 0;
   };
   std::array<CachedInstance, kInstanceCacheSize> instance_cache{};
-  std::uint32_t unflushed_hits = 0;  // chain-cache hits not yet added to the engine's count
 
-  // Memoised acquisitions: (chain so far, lock, request) -> the resulting held lock. Valid while
-  // the lock's shard epoch and this thread's interrupt-state epoch are unchanged: usage bits
-  // only grow and validated chains stay validated, so nothing else can make an entry stale.
-  struct ChainStep {
-    std::uint64_t top_key = 0;
-    LockId lock = kNoLock;
-    std::uint64_t shard_epoch = 0;
-    std::uint64_t irq_epoch = 0;
-    std::uint64_t chain_key = 0;
-    ClassId cls = kNoClass;
-    std::uint32_t serial = 0;
-    std::uint16_t request_bits = 0;
-    std::uint8_t flags = 0;
-  };
-  std::array<ChainStep, kChainStepCacheSize> steps{};
-  std::uint64_t irq_epoch = 1;  // bumped on every change of interrupt context or enable state
-
+  // Recomputes the cached paths' view of the current frame after held or frames changed.
+  void SyncHot() {
+    const Frame& f = frames.back();
+    frame_base = f.held_base;
+    frame_seed = f.seed;
+    frame_index = static_cast<std::uint32_t>(frames.size() - 1);
+    top_key = held.size() > frame_base ? held.back().chain_key : frame_seed;
+  }
   void RecomputeEnabled() {
-    ++irq_epoch;
     ContextMask e = ~disabled;
     if (softirq_disable > 0 || in_mask.Test(kSoftirqContext)) e.Clear(kSoftirqContext);
     if (in_mask.Test(kHardirqContext)) e.Clear(kHardirqContext);
     // Softirq-unsafe implies hardirq-unsafe: with hardirqs off no softirq can run either.
     if (!e.Test(kHardirqContext)) e.Clear(kSoftirqContext);
+    if (!(e == enabled)) FlushSteps();
     enabled = e;
   }
   const Frame& frame() const { return frames.back(); }
@@ -198,7 +184,8 @@ struct ThreadState::Impl {
   }
 };
 
-ThreadState::ThreadState(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ThreadState::ThreadState(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)), cache_(impl_.get()) {}
 ThreadState::~ThreadState() = default;
 ThreadKey ThreadState::key() const { return impl_->key; }
 const std::string& ThreadState::name() const { return impl_->name; }
@@ -246,14 +233,13 @@ struct ClassRec {
   }
 };
 
-// What an InstanceHandle points to: a live instance's lock and binding, readable without the
-// shard lock. Slots are never freed while the engine lives (a recycled slot names another lock,
-// which a reader detects), so a stale handle kept in a lock object is safe to read. One cache
-// line: the chains it keeps are read from the line the binding was just read from.
-struct alignas(64) InstanceSlot {
+// What an InstanceHandle points to: a live instance's lock and binding (the InstanceSlotHead
+// base, which the inline cached path reads), readable without the shard lock. Slots are never
+// freed while the engine lives (a recycled slot names another lock, which a reader detects), so
+// a stale handle kept in a lock object is safe to read. One cache line: the chains it keeps are
+// read from the line the binding was just read from.
+struct alignas(64) InstanceSlot : engine_internal::InstanceSlotHead {
   static constexpr int kChains = 6;
-  std::atomic<LockId> lock{kNoLock};          // kNoLock while destroyed or free
-  std::atomic<std::uint64_t> binding{0};      // class | serial << 32
   // Keys of validated chains without flags that ended with this instance, each noted once by
   // the cached path after a chain-cache hit (never replaced: after the first few, a slot is
   // read-only and stays clean in other cores' caches). A lock's usual predecessors so cost no
@@ -262,10 +248,6 @@ struct alignas(64) InstanceSlot {
   // class is now; 0: free.
   std::atomic<std::uint64_t> chains[kChains] = {};
 
-  void Bind(LockId l, ClassId cls, std::uint32_t serial) {
-    binding.store(std::uint64_t{cls} | (std::uint64_t{serial} << 32), std::memory_order_release);
-    lock.store(l, std::memory_order_release);
-  }
   static std::uint64_t ChainWord(std::uint64_t key) { return key ? key : 1; }
   bool HasChain(std::uint64_t key) const {
     key = ChainWord(key);
@@ -286,6 +268,14 @@ struct alignas(64) InstanceSlot {
   }
 };
 static_assert(sizeof(InstanceSlot) == 64, "an instance slot is one cache line");
+
+// Handles are the address of the slot's head, the part cached_path.h knows.
+inline InstanceHandle HandleOfSlot(InstanceSlot* slot) {
+  return reinterpret_cast<InstanceHandle>(static_cast<engine_internal::InstanceSlotHead*>(slot));
+}
+inline InstanceSlot* SlotOfHandle(InstanceHandle handle) {
+  return static_cast<InstanceSlot*>(reinterpret_cast<engine_internal::InstanceSlotHead*>(handle));
+}
 
 struct InstanceRec {
   ClassId cls = kNoClass;
@@ -434,8 +424,11 @@ struct Engine::Impl {
   ClassRec& Class(ClassId id) const {
     return chunks[id >> kClassChunkBits].load(std::memory_order_acquire)[id & (kClassChunkSize - 1)];
   }
+  // Fibonacci hashing of the address: one multiply (the cached path of a lock without a handle
+  // reads its shard's epoch).
   InstanceShard& ShardOf(LockId lock) {
-    return shards[(MixKey(0, lock) >> 7) % kInstanceShards];
+    static_assert(kInstanceShards == 64, "six bits of shard index");
+    return shards[(lock * 0x9e3779b97f4a7c15ull) >> 58];
   }
   std::string ContextName(int c) const {
     if (c < 0) return "process";
@@ -832,7 +825,7 @@ std::uint8_t Validator::ValidateChain(AcquireContext& ac, const HeldLock& next) 
     const HeldLock& prev = t.held[i];
     if (prev.cls != next.cls) continue;
     if (next.mode == AcquireMode::kSharedRecursive && IsRead(prev.mode)) continue;
-    if (next.nest_lock != kNoLock) {
+    if (next.nested) {
       nested_ok = true;
       continue;
     }
@@ -972,7 +965,7 @@ void Validator::CheckSameInstance(AcquireContext& ac, const HeldLock& next) {
     const HeldLock& prev = t.held[i];
     if (prev.lock != next.lock || prev.cls != next.cls) continue;
     if (next.mode == AcquireMode::kSharedRecursive && IsRead(prev.mode)) continue;
-    if (next.nest_lock != kNoLock) continue;
+    if (next.nested) continue;
     ReportRecursive(ac, prev, next);
     return;
   }
@@ -985,7 +978,7 @@ void Validator::CheckInstanceOrder(AcquireContext& ac, const HeldLock& next) {
     const HeldLock& prev = t.held[i];
     if (prev.cls != next.cls || prev.lock == next.lock) continue;
     if (next.mode == AcquireMode::kSharedRecursive && IsRead(prev.mode)) continue;
-    if (next.nest_lock != kNoLock) return;
+    if (next.nested) return;
     if (!ig) {
       ig = &e_->instance_graphs[next.cls];
       e_->has_instance_graphs.store(true, std::memory_order_relaxed);
@@ -1016,7 +1009,7 @@ bool SameClassNeedsCheck(const ThreadState::Impl& t, const HeldLock& next, bool 
     const HeldLock& prev = t.held[i];
     if (prev.cls != next.cls) continue;
     if (next.mode == AcquireMode::kSharedRecursive && IsRead(prev.mode)) continue;
-    if (next.nest_lock != kNoLock) return false;
+    if (next.nested) return false;
     if (prev.lock == next.lock) return true;
     if (strict) continue;
     const std::uint64_t pair = (std::uint64_t{prev.serial} << 32) | next.serial;
@@ -1085,6 +1078,8 @@ std::unique_ptr<ThreadState> Engine::NewThread(ThreadKey key, std::string name, 
   ThreadState::Impl::Frame process;
   process.seed = MixKey(0x6c6f636b67726170ull, 0);
   impl->frames.push_back(process);
+  impl->max_held = options().max_held_locks;
+  impl->SyncHot();
   impl->RecomputeEnabled();
   impl_->CoverEnabled(impl->enabled);
   return std::unique_ptr<ThreadState>(new ThreadState(std::move(impl)));
@@ -1111,6 +1106,7 @@ void Engine::ThreadExit(ThreadState& thread, std::uint64_t ip) {
   ThreadState::Impl& t = *thread.impl_;
   if (!e.enabled.load(std::memory_order_relaxed) || t.held.empty()) {
     t.held.clear();
+    t.SyncHot();
     return;
   }
   std::vector<Finding> pending;
@@ -1128,6 +1124,8 @@ void Engine::ThreadExit(ThreadState& thread, std::uint64_t ip) {
   }
   t.held.clear();
   t.frames.resize(1);
+  t.FlushSteps();
+  t.SyncHot();
   e.Deliver(pending);
 }
 
@@ -1252,7 +1250,7 @@ InstanceHandle Engine::HandleOf(LockId lock) {
     it->second.slot = e.NewSlot();
     it->second.slot->Bind(lock, it->second.cls, it->second.serial);
   }
-  return reinterpret_cast<InstanceHandle>(it->second.slot);
+  return HandleOfSlot(it->second.slot);
 }
 
 bool Engine::KnowsLock(LockId lock) const {
@@ -1334,32 +1332,21 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
       (unsigned(request.subclass) << 3) | (unsigned(nested) << 7));
   InstanceShard& shard = e.ShardOf(request.lock);
   // Two candidate slots per step, so two hot steps that collide do not evict each other.
-  const std::uint64_t step_hash = MixKey(top, request.lock);
-  auto* step = &t.steps[step_hash % kChainStepCacheSize];
-  if (step->lock != request.lock || step->top_key != top) {
-    step = &t.steps[(step_hash >> 32) % kChainStepCacheSize];
-  }
+  const ChainStep* step = t.FindStep(top, request.lock, StepKey(top, request_bits, false));
+  if (step == nullptr) step = t.FindStep(top, request.lock, StepKey(top, request_bits, true));
   const std::uint64_t shard_epoch = shard.epoch.load(std::memory_order_acquire);
-  if (step->lock == request.lock && step->top_key == top && step->request_bits == request_bits &&
-      step->irq_epoch == t.irq_epoch && step->shard_epoch == shard_epoch &&
+  if (step != nullptr && step->shard_epoch == shard_epoch &&
       t.held.size() - t.frame().held_base < e.options.max_held_locks) {
-    HeldLock h;
-    h.lock = request.lock;
-    h.cls = step->cls;
-    h.serial = step->serial;
-    h.mode = request.mode;
-    h.trylock = request.trylock;
-    h.nest_lock = nested ? request.nest_lock : kNoLock;
+    HeldLock h = step->held;
     h.ip = request.ip;
-    h.frame = static_cast<std::uint32_t>(t.frames.size() - 1);
-    h.chain_key = step->chain_key;
-    if (!(step->flags & ChainCache::kSameClass) ||
+    if (!(step->flags & engine_internal::kStepSameClass) ||
         !SameClassNeedsCheck(t, h, e.strict.load(std::memory_order_relaxed))) {
       if (++t.unflushed_hits == 4096) {
         e.cache_hits.fetch_add(t.unflushed_hits, std::memory_order_relaxed);
         t.unflushed_hits = 0;
       }
       t.held.push_back(h);
+      t.top_key = h.chain_key;
       return;
     }
   }
@@ -1413,7 +1400,7 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
   h.trylock = request.trylock;
   h.ip = request.ip;
   h.frame = static_cast<std::uint32_t>(t.frames.size() - 1);
-  if (nested) h.nest_lock = request.nest_lock;
+  h.nested = nested;
 
   if (destroyed) ReportUseOfDestroyed(e, ac, h, inst, &pending);
 
@@ -1451,98 +1438,83 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
     if (!cached) e.chains.Find(h.chain_key, &chain_flags);  // the flags validation settled on
   }
   t.held.push_back(h);
+  t.top_key = h.chain_key;
   // Memoise the step: its usage bits are set and its chain is validated now.
   if (!destroyed && inst.cls != kNoClass && inst_epoch != 0 &&
       e.enabled.load(std::memory_order_relaxed)) {
-    // Prefer the first slot unless it holds another step; then take the second.
-    auto* slot = &t.steps[step_hash % kChainStepCacheSize];
-    if (slot->lock != kNoLock && (slot->lock != request.lock || slot->top_key != top)) {
-      slot = &t.steps[(step_hash >> 32) % kChainStepCacheSize];
-    }
-    *slot = {top, request.lock, inst_epoch, t.irq_epoch, h.chain_key, cls, inst.serial,
-             request_bits, chain_flags};
+    const bool same_class = (chain_flags & ChainCache::kSameClass) != 0;
+    const std::uint64_t key = StepKey(top, request_bits, same_class);
+    ChainStep* slot = t.StepSlot(top, request.lock, key);
+    slot->key = key;
+    slot->held = h;
+    slot->held.ip = 0;
+    slot->shard_epoch = inst_epoch;
+    slot->flags = same_class ? engine_internal::kStepSameClass : 0;
   }
   if (!pending.empty()) e.Deliver(pending);
 }
 
-bool Engine::TryAcquireCached(ThreadState& thread, LockId lock, AcquireMode mode, bool trylock,
-                              std::uint64_t ip, InstanceHandle handle) {
-  Impl& e = *impl_;
-  ThreadState::Impl& t = *thread.impl_;
-  // The same memo look-up as Acquire's fastest path, for a request without subclass and
-  // nest_lock; on a memo miss, the instance from `handle` and the chain from the chain cache.
-  // Anything else (a chain never validated, new usage, a same-class chain, the engine off) is
-  // Acquire's business.
-  const ThreadState::Impl::Frame& f = t.frames.back();
+namespace {
+
+// TryAcquireCached after a memo miss: the instance from `handle`, the chain from the chain
+// cache, the usage bits from the class; memoises the step when all is known. Out of line, so
+// the memo hit stays a small leaf.
+[[gnu::noinline]] bool AcquireCachedMiss(Engine::Impl& e, ThreadState::Impl& t, LockId lock,
+                                         AcquireMode mode, bool trylock, std::uint64_t ip,
+                                         InstanceHandle handle) {
   const std::size_t held = t.held.size();
-  if (held - f.held_base >= e.options.max_held_locks || held == t.held.capacity() ||
+  if (held == t.held.capacity() || held - t.frame_base >= t.max_held ||
       !e.enabled.load(std::memory_order_relaxed)) {
     return false;
   }
-  const std::uint64_t top = held > f.held_base ? t.held.back().chain_key : f.seed;
-  const auto request_bits =
-      static_cast<std::uint16_t>(static_cast<unsigned>(mode) | (unsigned(trylock) << 2));
+  const std::uint64_t top = t.top_key;
   const std::uint64_t shard_epoch = e.ShardOf(lock).epoch.load(std::memory_order_acquire);
-  const std::uint64_t step_hash = MixKey(top, lock);
-  ThreadState::Impl::ChainStep* step = &t.steps[step_hash % kChainStepCacheSize];
-  if (step->lock != lock || step->top_key != top) {
-    step = &t.steps[(step_hash >> 32) % kChainStepCacheSize];
+  InstanceSlot* slot = SlotOfHandle(handle);
+  const std::uint64_t binding = slot->binding.load(std::memory_order_acquire);
+  if (slot->lock.load(std::memory_order_acquire) != lock) return false;
+  const auto cls = static_cast<ClassId>(binding);
+  const auto serial = static_cast<std::uint32_t>(binding >> 32);
+  if (cls == kNoClass) return false;
+  const std::uint64_t chain_key = ChainKey(top, cls, mode, trylock, false);
+  std::uint8_t chain_flags = 0;
+  // A chain of one lock in its context is valid by itself (ValidateChain finds no held lock
+  // to check against and adds no dependency): only its usage bits matter, so the first lock
+  // of a chain costs no chain-cache probe.
+  if (held > t.frame_base && !slot->HasChain(chain_key)) {
+    if (!e.chains.Find(chain_key, &chain_flags) || (chain_flags & ChainCache::kSameClass)) {
+      return false;
+    }
+    slot->NoteChain(chain_key);
   }
-  ClassId cls;
-  std::uint32_t serial;
-  std::uint64_t chain_key;
-  if (step->lock == lock && step->top_key == top && step->request_bits == request_bits &&
-      step->irq_epoch == t.irq_epoch && step->shard_epoch == shard_epoch) {
-    if (step->flags & ChainCache::kSameClass) return false;
-    cls = step->cls;
-    serial = step->serial;
-    chain_key = step->chain_key;
-  } else {
-    if (handle == 0) return false;
-    auto* slot = reinterpret_cast<InstanceSlot*>(handle);
-    const std::uint64_t binding = slot->binding.load(std::memory_order_acquire);
-    if (slot->lock.load(std::memory_order_acquire) != lock) return false;
-    cls = static_cast<ClassId>(binding);
-    serial = static_cast<std::uint32_t>(binding >> 32);
-    if (cls == kNoClass) return false;
-    chain_key = ChainKey(top, cls, mode, trylock, false);
-    std::uint8_t chain_flags = 0;
-    // A chain of one lock in its context is valid by itself (ValidateChain finds no held lock
-    // to check against and adds no dependency): only its usage bits matter, so the first lock
-    // of a chain costs no chain-cache probe.
-    if (held > f.held_base && !slot->HasChain(chain_key)) {
-      if (!e.chains.Find(chain_key, &chain_flags) || (chain_flags & ChainCache::kSameClass)) {
-        return false;
-      }
-      slot->NoteChain(chain_key);
-    }
-    // Usage bits this acquisition implies must all be set already (else the slow path sets
-    // them): from the class's usage summary byte when it settles it, else from the class.
-    const bool read = IsRead(mode);
-    const UsageKind used_in = read ? UsageKind::kUsedInRead : UsageKind::kUsedIn;
-    const UsageKind enabled = read ? UsageKind::kEnabledRead : UsageKind::kEnabled;
-    if (!(e.UsageSummary(cls) & UsageCoversBit(enabled)) || !(trylock || t.in_mask.Empty())) {
-      const ClassRec& crec = e.Class(cls);
-      if (!trylock && !(t.in_mask & ~crec.UsageMask(used_in)).Empty()) return false;
-      if (!(t.enabled & ~crec.UsageMask(enabled)).Empty()) return false;
-    }
-    // Memoise the step (the epoch read before the binding: a change since makes it stale).
-    ThreadState::Impl::ChainStep* memo = &t.steps[step_hash % kChainStepCacheSize];
-    if (memo->lock != kNoLock && (memo->lock != lock || memo->top_key != top)) {
-      memo = &t.steps[(step_hash >> 32) % kChainStepCacheSize];
-    }
-    *memo = {top, lock, shard_epoch, t.irq_epoch, chain_key, cls, serial, request_bits,
-             chain_flags};
+  // Usage bits this acquisition implies must all be set already (else the slow path sets
+  // them): from the class's usage summary byte when it settles it, else from the class.
+  const bool read = IsRead(mode);
+  const UsageKind used_in = read ? UsageKind::kUsedInRead : UsageKind::kUsedIn;
+  const UsageKind enabled = read ? UsageKind::kEnabledRead : UsageKind::kEnabled;
+  if (!(e.UsageSummary(cls) & UsageCoversBit(enabled)) || !(trylock || t.in_mask.Empty())) {
+    const ClassRec& crec = e.Class(cls);
+    if (!trylock && !(t.in_mask & ~crec.UsageMask(used_in)).Empty()) return false;
+    if (!(t.enabled & ~crec.UsageMask(enabled)).Empty()) return false;
   }
-  HeldLock& h = t.held.emplace_back();
+  HeldLock& h = t.held.PushUnchecked();
   h.lock = lock;
+  h.chain_key = chain_key;
+  h.ip = ip;
   h.cls = cls;
   h.serial = serial;
+  h.frame = t.frame_index;
   h.mode = mode;
   h.trylock = trylock;
-  h.ip = ip;
-  h.frame = static_cast<std::uint32_t>(t.frames.size() - 1);
-  h.chain_key = chain_key;
+  h.nested = false;
+  t.top_key = chain_key;
+  // Memoise the step (the epoch read before the binding: a change since makes it stale).
+  const std::uint64_t key = StepKey(top, RequestBits(mode, trylock), false);
+  ChainStep* memo = t.StepSlot(top, lock, key);
+  memo->key = key;
+  memo->held = h;
+  memo->held.ip = 0;
+  memo->shard_epoch = shard_epoch;
+  memo->flags = 0;
   if (++t.unflushed_hits == 4096) {  // batched: no shared cache line per hit
     e.cache_hits.fetch_add(t.unflushed_hits, std::memory_order_relaxed);
     t.unflushed_hits = 0;
@@ -1550,16 +1522,41 @@ bool Engine::TryAcquireCached(ThreadState& thread, LockId lock, AcquireMode mode
   return true;
 }
 
-bool Engine::TryReleaseInnermost(ThreadState& thread, LockId lock) {
+}  // namespace
+
+bool Engine::TryAcquireCached(ThreadState& thread, LockId lock, AcquireMode mode, bool trylock,
+                              std::uint64_t ip, InstanceHandle handle) {
+  Impl& e = *impl_;
   ThreadState::Impl& t = *thread.impl_;
-  // The innermost lock of the current frame: nothing above it to re-key, no frame base to move.
-  if (t.held.empty() || t.held.back().lock != lock ||
-      t.held.size() <= t.frames.back().held_base ||
-      !impl_->enabled.load(std::memory_order_relaxed)) {
+  // The memo (engine_internal::TryAcquireMemoised, checked against the handle's slot), then
+  // the instance from the handle and the chain from the chain cache (AcquireCachedMiss).
+  // Anything else (a chain never validated, new usage, a same-class chain, the engine off) is
+  // Acquire's business.
+  if (handle != 0) {
+    if (!e.enabled.load(std::memory_order_relaxed)) return false;
+    return engine_internal::TryAcquireMemoised(t, lock, mode, trylock, ip, handle) ||
+           AcquireCachedMiss(e, t, lock, mode, trylock, ip, handle);
+  }
+  // Without a handle: the memo alone, checked against the lock's shard epoch.
+  const std::size_t held = t.held.size();
+  if (held == t.held.capacity() || held - t.frame_base >= t.max_held ||
+      !e.enabled.load(std::memory_order_relaxed)) {
     return false;
   }
-  t.held.pop_back();
+  const std::uint64_t top = t.top_key;
+  const ChainStep* step = t.FindStep(top, lock, StepKey(top, RequestBits(mode, trylock), false));
+  if (step == nullptr ||
+      e.ShardOf(lock).epoch.load(std::memory_order_acquire) != step->shard_epoch) {
+    return false;
+  }
+  CopyHeld(&t.held.PushUnchecked(), step->held, ip);
+  t.top_key = step->held.chain_key;
   return true;
+}
+
+bool Engine::TryReleaseInnermost(ThreadState& thread, LockId lock) {
+  // With the engine off this only pops the thread's own stack, which nothing reads then.
+  return engine_internal::TryReleaseInnermost(*thread.impl_, lock);
 }
 
 void Engine::Release(ThreadState& thread, LockId lock, std::uint64_t ip) {
@@ -1580,8 +1577,9 @@ void Engine::Release(ThreadState& thread, LockId lock, std::uint64_t ip) {
       const std::uint64_t prev = (j > f.held_base && t.held[j - 1].frame == h.frame)
                                      ? t.held[j - 1].chain_key
                                      : f.seed;
-      h.chain_key = ChainKey(prev, h.cls, h.mode, h.trylock, h.nest_lock != kNoLock);
+      h.chain_key = ChainKey(prev, h.cls, h.mode, h.trylock, h.nested);
     }
+    t.SyncHot();
     return;
   }
   // Not held: bad unlock balance.
@@ -1615,6 +1613,7 @@ void Engine::CancelAcquire(ThreadState& thread, LockId lock) {
       if (was_enabled) Release(thread, lock, 0);
       else t.held.erase(t.held.begin() + static_cast<std::ptrdiff_t>(i));
     }
+    t.SyncHot();
     return;
   }
 }
@@ -1631,6 +1630,8 @@ void Engine::EnterContext(ThreadState& thread, ContextId context) {
   f.saved_disabled = t.disabled;
   f.saved_softirq_disable = t.softirq_disable;
   t.frames.push_back(f);
+  t.FlushSteps();  // memoised steps belong to the frame they were taken in
+  t.SyncHot();
   ++t.in_count[context];
   t.in_mask.Set(context);
   if (context == kHardirqContext) t.disabled.Set(kHardirqContext);
@@ -1665,6 +1666,8 @@ void Engine::ExitContext(ThreadState& thread, ContextId context, std::uint64_t i
   }
   t.held.resize(std::min(t.held.size(), frame.held_base));
   t.frames.pop_back();
+  t.FlushSteps();
+  t.SyncHot();
   const int ctx = frame.context >= 0 ? frame.context : context;
   if (t.in_count[ctx] > 0 && --t.in_count[ctx] == 0) t.in_mask.Clear(static_cast<ContextId>(ctx));
   t.disabled = frame.saved_disabled;

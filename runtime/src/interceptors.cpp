@@ -365,6 +365,7 @@ bool FromAllocator(std::uint64_t ip) {
       }
       g_ignored = r;
       g_ignored_state.store(2, std::memory_order_release);
+      g_allocator_ranges_known.store(true, std::memory_order_release);
     } else {
       return false;
     }
@@ -386,32 +387,16 @@ constinit std::atomic<unsigned> g_handled_gen{1};
 // --- The fast path --------------------------------------------------------------------------
 // The common case of lock and unlock, inlined into the interposers: a lock lockgraph knows (its
 // stamp matches), a thread whose held chain with this lock was validated before (the engine's
-// per-thread memo), no recording, nothing pending. It sets the recursion guard and asks the
-// engine's TryAcquireCached / TryReleaseInnermost, which never report, allocate or call out, so
-// it needs no errno save, no cancellation-state change and no exception handler. Anything
-// else returns false and the full hook below runs.
+// per-thread memo) and that validated the fast path's conditions at the current generation
+// (ValidateFastPath: runtime running, no recording, nothing pending, ...; one compare of a
+// thread-local word with g_fast_gen). It sets the recursion guard and asks the engine's
+// TryAcquireCached / TryReleaseInnermost, which never report, allocate or call out, so it needs
+// no errno save, no cancellation-state change and no exception handler. Anything else returns
+// false and the full hook below runs.
 
-bool MaybeFromAllocator(std::uint64_t ip) {
-  return g_ignored_state.load(std::memory_order_relaxed) != 2 ||
-         ip - g_ignored.hull_lo < g_ignored.hull_size;
-}
-
-// The runtime and this thread's engine state when the fast path may run, else a null ts.
-struct FastCtx {
-  Runtime* rt;
-  ThreadState* ts;
-};
-FastCtx FastEnter() {
-  Runtime* rt = RunningRuntime();
-  if (rt == nullptr) return {nullptr, nullptr};
-  ThreadRecord* rec = tls.record;
-  if (rec == nullptr || tls.handled_gen != g_handled_gen.load(std::memory_order_relaxed) ||
-      rt->deferred_count.load(std::memory_order_relaxed) != 0 ||
-      !rt->options.intercept.load(std::memory_order_relaxed) || rt->recorder.enabled()) {
-    return {nullptr, nullptr};
-  }
-  return {rt, rec->state.get()};
-}
+// A call from inside the allocator libraries' hull: the full hook tells (FromAllocator). The
+// ranges are known before any thread validates the fast path (g_allocator_ranges_known).
+bool InAllocatorHull(std::uint64_t ip) { return ip - g_ignored.hull_lo < g_ignored.hull_size; }
 
 // A plain, error-checking or adaptive mutex of this process that lockgraph stamped: the kinds
 // the fast path handles (a recursive mutex's owner re-lock is no event: the full hook decides).
@@ -430,25 +415,28 @@ bool RwlockStamped(pthread_rwlock_t* l) {
 }
 
 // Acquisition of a stamped lock: true when the engine recorded it on its cached path.
-inline bool AcquireFast(void* lock, AcquireMode mode, bool trylock, std::uint64_t ip,
-                        InstanceHandle handle = 0) {
-  if (MaybeFromAllocator(ip) || !TryEnterFast()) return false;
-  bool done = false;
-  if (const FastCtx c = FastEnter(); c.ts != nullptr) {
-    done = c.rt->engine.TryAcquireCached(*c.ts, reinterpret_cast<LockId>(lock), mode, trylock, ip,
-                                         handle);
-  }
+// Inlined into each interposer, so the request's mode and trylock bit are constants there.
+[[gnu::always_inline]] inline bool AcquireFast(void* lock, AcquireMode mode, bool trylock,
+                                               std::uint64_t ip, InstanceHandle handle = 0) {
+  if (InAllocatorHull(ip)) return false;
+  engine_internal::ThreadCache* tc = TryEnterFast();
+  if (tc == nullptr) return false;
+  const auto id = reinterpret_cast<LockId>(lock);
+  // The memo hit inline; the rest of the engine's cached path (a lock without a handle, a memo
+  // miss) out of line.
+  const bool done =
+      (handle != 0 && engine_internal::TryAcquireMemoised(*tc, id, mode, trylock, ip, handle)) ||
+      g_runtime->engine.TryAcquireCached(*tls.fast_state, id, mode, trylock, ip, handle);
   LeaveFast();
   return done;
 }
 
 // Release of a lock the thread holds innermost in the engine.
-inline bool ReleaseFast(void* lock, std::uint64_t ip) {
-  if (MaybeFromAllocator(ip) || !TryEnterFast()) return false;
-  bool done = false;
-  if (const FastCtx c = FastEnter(); c.ts != nullptr) {
-    done = c.rt->engine.TryReleaseInnermost(*c.ts, reinterpret_cast<LockId>(lock));
-  }
+[[gnu::always_inline]] inline bool ReleaseFast(void* lock, std::uint64_t ip) {
+  if (InAllocatorHull(ip)) return false;
+  engine_internal::ThreadCache* tc = TryEnterFast();
+  if (tc == nullptr) return false;
+  const bool done = engine_internal::TryReleaseInnermost(*tc, reinterpret_cast<LockId>(lock));
   LeaveFast();
   return done;
 }
@@ -903,6 +891,7 @@ void SignalTrampoline(int sig, siginfo_t* info, void* uctx) {
     g_handlers[sig].handler.store(reinterpret_cast<void*>(SIG_DFL), std::memory_order_release);
     g_handled.fetch_and(~(std::uint64_t{1} << (sig - 1)), std::memory_order_acq_rel);
     g_handled_gen.fetch_add(1, std::memory_order_acq_rel);
+    InvalidateFastPath();
   }
   bool tracked = false;
   std::uint64_t saved_blocked = 0;
@@ -1028,6 +1017,7 @@ int SigactionHook(int sig, const struct sigaction* act, struct sigaction* old) {
       g_handled.fetch_and(~bit, std::memory_order_acq_rel);
     }
     g_handled_gen.fetch_add(1, std::memory_order_acq_rel);
+    InvalidateFastPath();
     HookScope scope;
     if (scope.active()) {
       try {

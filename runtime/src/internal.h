@@ -74,6 +74,11 @@ struct ThreadRecord;
 
 struct ThreadLocal {
   int guard;               // > 0 while lockgraph code runs on this thread
+  // The hooks' fast path may run on this thread while g_fast_gen equals fast_gen (0: never):
+  // set by ValidateFastPath when every condition it needs held at that generation.
+  std::uint64_t fast_gen;
+  ThreadState* fast_state; // the engine state the fast path uses (tls.record's)
+  engine_internal::ThreadCache* fast_cache;  // its inline cached-path part
   int tid;                 // cached gettid(), 0 until first use
   int signal_depth;        // nesting of lockgraph's signal trampolines
   unsigned handled_gen;    // generation of the handled-signal set last applied to the state
@@ -127,26 +132,48 @@ extern Runtime* g_runtime;
 extern std::atomic<bool> g_fork_pending;
 extern bool g_use_membarrier;
 
+// The fast path's one global word. Every condition the fast path relies on besides the lock's
+// own words and the recursion guard (the runtime running, interception on, no recorder, no
+// deferred report, the handled-signal set this thread applied, no fork in progress, the
+// allocator's code ranges known) is checked once by ValidateFastPath on a full hook, which then
+// records the generation it saw in tls.fast_gen. Whoever makes one of those conditions false
+// bumps the generation (InvalidateFastPath) after the change, so each thread's next hook takes
+// the full path and validates again. A condition becoming true needs no bump: the thread is on
+// the full path already and validates on its next hook.
+extern std::atomic<std::uint64_t> g_fast_gen;
+inline void InvalidateFastPath() { g_fast_gen.fetch_add(1, std::memory_order_seq_cst); }
+// Checks the conditions above for the calling thread (inside an active HookScope, with its
+// record) and, when all hold, lets the fast path run at generation `gen`, read before them.
+void ValidateFastPath(Runtime* rt, std::uint64_t gen);
+// Set once the interposers know the allocator's code ranges (their fast path checks the hull).
+extern std::atomic<bool> g_allocator_ranges_known;
+
 // The running runtime, or nullptr (not started, starting, or off); never starts it.
 inline Runtime* RunningRuntime() {
   return g_runtime_state.load(std::memory_order_acquire) == kRuntimeRunning ? g_runtime : nullptr;
 }
 
-// A hook's fast path: sets the recursion guard as HookScope does (same fork-quiesce protocol)
-// but does none of its cold work (registration, waiting for a fork, cancellation state), so the
+// A hook's fast path: sets the recursion guard as HookScope does (same fork-quiesce protocol:
+// the guard store, then the generation that BeforeFork bumps after raising g_fork_pending) but
+// does none of its cold work (registration, waiting for a fork, cancellation state), so the
 // code between TryEnterFast and LeaveFast must make no call that can block, allocate, report or
-// be a cancellation point. Returns false, guard untouched, when a full HookScope is needed.
-inline bool TryEnterFast() {
-  if (tls.guard != 0 || !tls.registered || tls.exiting) return false;
+// be a cancellation point. Returns the thread's cached-path state (the engine's per-thread
+// memo and held stack; tls.fast_state is the whole ThreadState) with the guard set, or nullptr,
+// guard untouched, when a full HookScope is needed. The thread's validation (tls.fast_gen) is
+// read before the guard is set: a signal handler running in between can only validate again at
+// the current generation or leave a stale one that fails the compare.
+inline engine_internal::ThreadCache* TryEnterFast() {
+  const std::uint64_t mine = tls.fast_gen;
+  if (tls.guard != 0) return nullptr;
   tls.guard = 1;
   if (g_use_membarrier) std::atomic_signal_fence(std::memory_order_seq_cst);
   else std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (g_fork_pending.load(std::memory_order_acquire)) {
+  if (g_fast_gen.load(std::memory_order_acquire) != mine) {
     std::atomic_signal_fence(std::memory_order_seq_cst);
     __atomic_store_n(&tls.guard, 0, __ATOMIC_RELEASE);
-    return false;
+    return nullptr;
   }
-  return true;
+  return tls.fast_cache;
 }
 inline void LeaveFast() {
   std::atomic_signal_fence(std::memory_order_seq_cst);

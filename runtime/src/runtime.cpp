@@ -30,6 +30,8 @@ constinit std::atomic<int> g_runtime_state{0};
 constinit Runtime* g_runtime = nullptr;
 constinit std::atomic<bool> g_fork_pending{false};
 constinit bool g_use_membarrier = false;
+constinit std::atomic<std::uint64_t> g_fast_gen{1};  // tls.fast_gen 0 never matches
+constinit std::atomic<bool> g_allocator_ranges_known{false};
 
 namespace {
 
@@ -222,6 +224,7 @@ void Runtime::OnFinding(const Finding& finding) {
     std::lock_guard<std::mutex> lock(deferred_mu);
     deferred.push_back(finding);
     deferred_count.store(deferred.size(), std::memory_order_release);
+    InvalidateFastPath();  // the next full hook outside a handler prints it
     return;
   }
   Emit(finding);
@@ -298,6 +301,7 @@ bool SetRuntimeOption(std::string_view name, std::string_view value) {
   rt->options.max_stack_depth = copy.max_stack_depth;
   rt->options.intercept.store(copy.intercept.load(std::memory_order_relaxed),
                               std::memory_order_relaxed);
+  InvalidateFastPath();  // intercept=0 must reach every thread's next hook
   rt->engine.set_strict_same_class(copy.strict);
   rt->logger->set_level(LevelOf(copy.verbosity));
   return true;
@@ -349,6 +353,7 @@ bool RuntimeOff() { return g_state.load(std::memory_order_acquire) == kOff; }
 void TurnOff(std::string_view why) {
   int expected = kRunning;
   if (!g_state.compare_exchange_strong(expected, kOff)) return;
+  InvalidateFastPath();
   std::string msg = "lockgraph: turning off the validator: " + std::string(why) + "\n";
   RawWrite(2, msg.data(), msg.size());
   if (g_runtime) g_runtime->recorder.Finish();
@@ -405,6 +410,8 @@ int CurrentTid() {
 }
 
 ThreadState* CurrentThread(Runtime* rt) {
+  // Read before anything the fast path's conditions depend on (see g_fast_gen).
+  const std::uint64_t gen = g_fast_gen.load(std::memory_order_acquire);
   ThreadRecord* rec = tls.record;
   if (rec == nullptr) {
     if (tls.signal_depth > 0 && false) return nullptr;
@@ -426,7 +433,22 @@ ThreadState* CurrentThread(Runtime* rt) {
     ApplySignalState(rt, rec);
   }
   if (rt->deferred_count.load(std::memory_order_relaxed) != 0) FlushDeferredReports(rt);
+  if (tls.fast_gen != gen) ValidateFastPath(rt, gen);
   return rec->state.get();
+}
+
+void ValidateFastPath(Runtime* rt, std::uint64_t gen) {
+  if (g_state.load(std::memory_order_acquire) != kRunning || tls.record == nullptr ||
+      !tls.registered || tls.exiting || g_fork_pending.load(std::memory_order_acquire) ||
+      !g_allocator_ranges_known.load(std::memory_order_acquire) ||
+      tls.handled_gen != HandledSignalsGeneration() ||
+      rt->deferred_count.load(std::memory_order_acquire) != 0 ||
+      !rt->options.intercept.load(std::memory_order_relaxed) || rt->recorder.enabled()) {
+    return;
+  }
+  tls.fast_state = tls.record->state.get();
+  tls.fast_cache = &tls.fast_state->cache();
+  tls.fast_gen = gen;
 }
 
 void OnThreadExit() {
@@ -445,6 +467,9 @@ void OnThreadExit() {
         TurnOff("exception at thread exit");
       }
     }
+    tls.fast_gen = 0;
+    tls.fast_state = nullptr;
+    tls.fast_cache = nullptr;
     delete tls.record;
     tls.record = nullptr;
     Unregister();
@@ -470,6 +495,7 @@ void BeforeFork() {
   // internal lock held by a thread that does not exist there.
   g_fork_lock.lock();
   g_fork_pending.store(true, std::memory_order_seq_cst);
+  InvalidateFastPath();  // after the flag: a thread validating at the new generation sees it
   if (g_use_membarrier) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0);
   tls.guard = 1;
   g_registry_lock.lock();
@@ -513,6 +539,7 @@ void AfterForkChild() {
     new (&g_runtime->output_mu) std::mutex;
     g_runtime->recorder.AfterForkChild();
   }
+  InvalidateFastPath();  // the child's thread validates again (recorder, deferred reports reset)
   g_fork_pending.store(false, std::memory_order_release);
   g_fork_lock.reset();
   tls.guard = 0;

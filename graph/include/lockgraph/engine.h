@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lockgraph/cached_path.h"
 #include "lockgraph/finding.h"
 #include "lockgraph/types.h"
 
@@ -62,9 +63,6 @@ struct EngineOptions {
   std::size_t memory_limit_bytes = std::size_t{4} << 30;  // 4 GiB for graph, chains and instances
 };
 
-// An engine-owned handle of a live lock instance (see Engine::HandleOf); 0 is none.
-using InstanceHandle = std::uintptr_t;
-
 // One acquisition request. Only `lock` is required.
 struct AcquireRequest {
   LockId lock = kNoLock;
@@ -100,11 +98,14 @@ class ThreadState {
 
   struct Impl;
   Impl* impl() { return impl_.get(); }
+  // The part of the state the inline cached paths use (lockgraph/cached_path.h).
+  engine_internal::ThreadCache& cache() { return *cache_; }
 
  private:
   friend class Engine;
   explicit ThreadState(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+  engine_internal::ThreadCache* cache_;
 };
 
 // A class as the engine knows it.

@@ -1,0 +1,240 @@
+// The engine's cached acquisition and release as inline code, for hooks that run on every lock
+// operation (the runtime's interposers). These are the engine's own per-thread structures: only
+// Engine (engine.cpp) creates and maintains them; the inline functions below do what
+// Engine::TryAcquireCached and Engine::TryReleaseInnermost do on a memo hit and nothing else
+// (no report, no allocation, no lock, no call out), so a hook can take them without a call.
+// Not a stable interface: the layouts change with the engine.
+#ifndef LOCKGRAPH_CACHED_PATH_H_
+#define LOCKGRAPH_CACHED_PATH_H_
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+
+#include "lockgraph/types.h"
+
+namespace lockgraph {
+
+// An engine-owned handle of a live lock instance (see Engine::HandleOf); 0 is none.
+using InstanceHandle = std::uintptr_t;
+
+namespace engine_internal {
+
+// One held lock: 40 bytes, written whole by the cached acquisition (a copy of the memoised
+// step's image with the call site).
+struct HeldLock {
+  LockId lock = kNoLock;
+  std::uint64_t chain_key = 0;   // key of the chain ending with this lock
+  std::uint64_t ip = 0;
+  ClassId cls = kNoClass;        // cls and serial side by side: an instance binding's layout
+  std::uint32_t serial = 0;      // instance serial: distinguishes a reused address
+  std::uint32_t frame = 0;       // index of the context frame it was taken in
+  AcquireMode mode = AcquireMode::kExclusive;
+  bool trylock = false;
+  bool nested = false;           // taken under a held nest_lock
+};
+static_assert(sizeof(HeldLock) == 40, "HeldLock is copied as five words");
+static_assert(offsetof(HeldLock, ip) == 16, "CopyHeld's word 2 is the call site");
+static_assert(offsetof(HeldLock, serial) == offsetof(HeldLock, cls) + 4,
+              "cls | serial << 32 is an instance binding");
+
+// Copies a memoised held-lock image with the call site replaced: five word moves, each a load
+// and a store of its own (a plain assignment of the 39 meaningful bytes compiles to a byte-wise
+// rep movsb, and a copy through a local array to a stack round trip that defeats store
+// forwarding).
+inline void CopyHeld(HeldLock* dst, const HeldLock& src, std::uint64_t ip) {
+  auto* d = reinterpret_cast<unsigned char*>(dst);
+  const auto* s = reinterpret_cast<const unsigned char*>(&src);
+  std::uint64_t w0, w1, w3, w4;
+  std::memcpy(&w0, s, 8);
+  std::memcpy(&w1, s + 8, 8);
+  std::memcpy(&w3, s + 24, 8);
+  std::memcpy(&w4, s + 32, 8);
+  std::memcpy(d, &w0, 8);
+  std::memcpy(d + 8, &w1, 8);
+  std::memcpy(d + 16, &ip, 8);
+  std::memcpy(d + 24, &w3, 8);
+  std::memcpy(d + 32, &w4, 8);
+}
+
+// The held-lock stack: a plain array, so the cached paths push and pop with a size and a
+// capacity and no vector bookkeeping. Grows only on the engine's full paths.
+class HeldStack {
+ public:
+  HeldStack() = default;
+  HeldStack(const HeldStack&) = delete;
+  HeldStack& operator=(const HeldStack&) = delete;
+  ~HeldStack() { ::operator delete[](data_, std::align_val_t{64}); }
+
+  std::size_t size() const { return size_; }
+  std::size_t capacity() const { return cap_; }
+  bool empty() const { return size_ == 0; }
+  HeldLock* data() { return data_; }
+  const HeldLock* data() const { return data_; }
+  HeldLock* begin() { return data_; }
+  HeldLock* end() { return data_ + size_; }
+  const HeldLock* begin() const { return data_; }
+  const HeldLock* end() const { return data_ + size_; }
+  HeldLock& operator[](std::size_t i) { return data_[i]; }
+  const HeldLock& operator[](std::size_t i) const { return data_[i]; }
+  HeldLock& back() { return data_[size_ - 1]; }
+  const HeldLock& back() const { return data_[size_ - 1]; }
+
+  void reserve(std::size_t n) {
+    if (n <= cap_) return;
+    // Cache-line aligned, so the first records of a thread's stack do not straddle two lines.
+    auto* d = static_cast<HeldLock*>(::operator new[](n * sizeof(HeldLock), std::align_val_t{64}));
+    std::copy(data_, data_ + size_, d);
+    ::operator delete[](data_, std::align_val_t{64});
+    data_ = d;
+    cap_ = n;
+  }
+  void push_back(const HeldLock& h) {
+    if (size_ == cap_) reserve(cap_ ? cap_ * 2 : 32);
+    data_[size_++] = h;
+  }
+  // Room is the caller's check (size() < capacity()).
+  HeldLock& PushUnchecked() { return data_[size_++]; }
+  void pop_back() { --size_; }
+  void erase(HeldLock* pos) {
+    std::copy(pos + 1, end(), pos);
+    --size_;
+  }
+  void clear() { size_ = 0; }
+  void resize(std::size_t n) {  // shrinks only
+    if (n < size_) size_ = n;
+  }
+
+ private:
+  HeldLock* data_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t cap_ = 0;
+};
+
+// What an InstanceHandle points to (the head of the engine's instance slot): a live instance's
+// lock and binding, readable without the engine's instance table. Slots are never freed while
+// the engine lives (a recycled slot names another lock, or the same lock with a new serial), so
+// a stale handle is safe to read.
+struct InstanceSlotHead {
+  std::atomic<LockId> lock{kNoLock};          // kNoLock while destroyed or free
+  std::atomic<std::uint64_t> binding{0};      // class | serial << 32
+  void Bind(LockId l, ClassId cls, std::uint32_t serial) {
+    binding.store(std::uint64_t{cls} | (std::uint64_t{serial} << 32), std::memory_order_release);
+    lock.store(l, std::memory_order_release);
+  }
+};
+
+constexpr int kChainStepCacheBits = 6;
+constexpr std::size_t kChainStepCacheSize = std::size_t{1} << kChainStepCacheBits;
+constexpr std::uint8_t kStepSameClass = 1;  // the chain holds two locks of one class
+
+// A request's bits in a memoised step: mode | trylock << 2 | subclass << 3 | nested << 7.
+constexpr std::uint16_t RequestBits(AcquireMode mode, bool trylock) {
+  return static_cast<std::uint16_t>(static_cast<unsigned>(mode) | (unsigned(trylock) << 2));
+}
+// The key a step is found by: the chain so far mixed with the request bits and the same-class
+// flag (one compare for all three; the request part is a constant when the mode is). Two
+// different (chain, request) pairs share a key only if two chain keys differ by one of these
+// 512 masks: the 64-bit chain hash's collision odds, which the chain cache accepts already.
+constexpr std::uint64_t StepKey(std::uint64_t top, std::uint16_t request_bits, bool same_class) {
+  return top ^ ((std::uint64_t{request_bits} | (std::uint64_t{same_class} << 8)) *
+                0x9e3779b97f4a7c15ull);
+}
+
+// A memoised acquisition: (chain so far, lock, request) -> the held-lock record it pushes.
+struct alignas(64) ChainStep {
+  std::uint64_t key = 0;         // StepKey
+  HeldLock held;                 // lock (kNoLock: empty), chain key, class, serial, frame, mode
+  std::uint64_t shard_epoch = 0; // the lock's instance shard epoch when memoised
+  std::uint8_t flags = 0;        // kStepSameClass
+};
+
+// The per-thread state the cached paths read and write: the held stack, the current frame's
+// base, seed and index, the key of the chain held in it, and the memo. The memo is valid while
+// the lock's instance is unchanged (its slot's binding, or its shard's epoch): usage bits only
+// grow and validated chains stay validated, and the engine empties it whenever the thread's
+// interrupt state or frame changes.
+struct ThreadCache {
+  HeldStack held;
+  std::size_t frame_base = 0;
+  std::uint64_t top_key = 0;
+  std::uint64_t frame_seed = 0;
+  std::uint32_t frame_index = 0;
+  std::uint32_t unflushed_hits = 0;   // Acquire's chain-cache hits not yet counted
+  std::size_t max_held = 0;           // EngineOptions::max_held_locks
+  std::array<ChainStep, kChainStepCacheSize> steps{};
+
+  // Two candidate slots per (chain, lock): the first unless it holds another step.
+  static std::uint64_t StepHash(std::uint64_t top, LockId lock) {
+    return (top ^ lock) * 0x9e3779b97f4a7c15ull;
+  }
+  static std::size_t FirstSlot(std::uint64_t h) { return h >> (64 - kChainStepCacheBits); }
+  static std::size_t SecondSlot(std::uint64_t h) {
+    return (h >> (64 - 2 * kChainStepCacheBits)) & (kChainStepCacheSize - 1);
+  }
+  // The step memoised for `key` on `lock`, or nullptr.
+  const ChainStep* FindStep(std::uint64_t top, LockId lock, std::uint64_t key) const {
+    const std::uint64_t h = StepHash(top, lock);
+    const ChainStep* s = &steps[FirstSlot(h)];
+    if (s->held.lock == lock && s->key == key) return s;
+    s = &steps[SecondSlot(h)];
+    return s->held.lock == lock && s->key == key ? s : nullptr;
+  }
+  // Where to memoise a step of (top, lock).
+  ChainStep* StepSlot(std::uint64_t top, LockId lock, std::uint64_t key) {
+    const std::uint64_t h = StepHash(top, lock);
+    ChainStep* s = &steps[FirstSlot(h)];
+    if (s->held.lock != kNoLock && (s->held.lock != lock || s->key != key)) {
+      s = &steps[SecondSlot(h)];
+    }
+    return s;
+  }
+  void FlushSteps() {
+    for (auto& s : steps) s.held.lock = kNoLock;
+  }
+};
+
+// Engine::TryAcquireCached's memo hit for a lock whose handle is known: when this thread took
+// `lock` with the same request on top of the same chain before, and the handle's slot still
+// binds the instance memoised then, pushes the held lock and returns true. Otherwise changes
+// nothing and returns false (Engine::TryAcquireCached then tries the rest). Unlike
+// Engine::TryAcquireCached it does not look at whether the engine is still on: a caller stops
+// calling when the engine turns off (the runtime does: the sink's OnTurnedOff turns the shim
+// off), and a call in between only pushes onto the thread's own stack, which nothing reads then.
+inline bool TryAcquireMemoised(ThreadCache& t, LockId lock, AcquireMode mode, bool trylock,
+                               std::uint64_t ip, InstanceHandle handle) {
+  const std::size_t n = t.held.size();
+  if (n == t.held.capacity() || n - t.frame_base >= t.max_held) return false;
+  const std::uint64_t top = t.top_key;
+  const ChainStep* s = t.FindStep(top, lock, StepKey(top, RequestBits(mode, trylock), false));
+  if (s == nullptr) return false;
+  const auto* slot = reinterpret_cast<const InstanceSlotHead*>(handle);
+  std::uint64_t memo_binding;
+  std::memcpy(&memo_binding, &s->held.cls, sizeof memo_binding);
+  if (slot->binding.load(std::memory_order_acquire) != memo_binding ||
+      slot->lock.load(std::memory_order_acquire) != lock) {
+    return false;
+  }
+  CopyHeld(&t.held.PushUnchecked(), s->held, ip);
+  t.top_key = s->held.chain_key;
+  return true;
+}
+
+// Engine::TryReleaseInnermost: when `lock` is the innermost lock held in the current frame,
+// pops it and returns true; otherwise changes nothing and returns false.
+inline bool TryReleaseInnermost(ThreadCache& t, LockId lock) {
+  const std::size_t n = t.held.size();
+  if (n <= t.frame_base || t.held[n - 1].lock != lock) return false;
+  t.held.pop_back();
+  t.top_key = n - 1 > t.frame_base ? t.held[n - 2].chain_key : t.frame_seed;
+  return true;
+}
+
+}  // namespace engine_internal
+}  // namespace lockgraph
+
+#endif  // LOCKGRAPH_CACHED_PATH_H_

@@ -418,14 +418,13 @@ bool RwlockStamped(pthread_rwlock_t* l) {
 // Inlined into each interposer, so the request's mode and trylock bit are constants there.
 [[gnu::always_inline]] inline bool AcquireFast(void* lock, AcquireMode mode, bool trylock,
                                                std::uint64_t ip, InstanceHandle handle = 0) {
-  if (InAllocatorHull(ip)) return false;
-  engine_internal::ThreadCache* tc = TryEnterFast();
-  if (tc == nullptr) return false;
+  if (InAllocatorHull(ip) || !TryEnterFast()) return false;
   const auto id = reinterpret_cast<LockId>(lock);
   // The memo hit inline; the rest of the engine's cached path (a lock without a handle, a memo
   // miss) out of line.
   const bool done =
-      (handle != 0 && engine_internal::TryAcquireMemoised(*tc, id, mode, trylock, ip, handle)) ||
+      (handle != 0 &&
+       engine_internal::TryAcquireMemoised(*tls.fast_cache, id, mode, trylock, ip, handle)) ||
       g_runtime->engine.TryAcquireCached(*tls.fast_state, id, mode, trylock, ip, handle);
   LeaveFast();
   return done;
@@ -433,10 +432,9 @@ bool RwlockStamped(pthread_rwlock_t* l) {
 
 // Release of a lock the thread holds innermost in the engine.
 [[gnu::always_inline]] inline bool ReleaseFast(void* lock, std::uint64_t ip) {
-  if (InAllocatorHull(ip)) return false;
-  engine_internal::ThreadCache* tc = TryEnterFast();
-  if (tc == nullptr) return false;
-  const bool done = engine_internal::TryReleaseInnermost(*tc, reinterpret_cast<LockId>(lock));
+  if (InAllocatorHull(ip) || !TryEnterFast()) return false;
+  const bool done =
+      engine_internal::TryReleaseInnermost(*tls.fast_cache, reinterpret_cast<LockId>(lock));
   LeaveFast();
   return done;
 }
@@ -534,7 +532,7 @@ bool MutexRelockByOwner(pthread_mutex_t* m) {
   return pre;
 }
 
-inline Pre BeforeMutexBlocking(pthread_mutex_t* m, std::uint64_t ip) {
+[[gnu::always_inline]] inline Pre BeforeMutexBlocking(pthread_mutex_t* m, std::uint64_t ip) {
   if (MutexFastKind(m) && MutexStamped(m) &&
       AcquireFast(m, AcquireMode::kExclusive, false, ip,
                   __atomic_load_n(MutexHandleSlot(m), __ATOMIC_RELAXED))) {
@@ -545,7 +543,7 @@ inline Pre BeforeMutexBlocking(pthread_mutex_t* m, std::uint64_t ip) {
 
 [[gnu::noinline]] void AfterMutexBlockingFailed(pthread_mutex_t* m);
 
-inline void AfterMutexBlocking(pthread_mutex_t* m, const Pre& pre, int rc) {
+[[gnu::always_inline]] inline void AfterMutexBlocking(pthread_mutex_t* m, const Pre& pre, int rc) {
   // EOWNERDEAD (robust) and ENOTRECOVERABLE: the first holds the lock, the second does not.
   if (!pre.tracked || rc == 0 || rc == EOWNERDEAD) return;
   AfterMutexBlockingFailed(m);
@@ -593,7 +591,7 @@ void AfterMutexBlockingFailed(pthread_mutex_t* m) {
   }
 }
 
-inline void AfterMutexTry(pthread_mutex_t* m, int rc, std::uint64_t ip) {
+[[gnu::always_inline]] inline void AfterMutexTry(pthread_mutex_t* m, int rc, std::uint64_t ip) {
   if (rc == 0 && MutexFastKind(m) && MutexStamped(m) &&
       AcquireFast(m, AcquireMode::kExclusive, true, ip,
                   __atomic_load_n(MutexHandleSlot(m), __ATOMIC_RELAXED))) {
@@ -644,7 +642,7 @@ void ReleaseIfOwned(Ctx& c, void* lock, LockKind kind, bool caller_is_owner, std
   }
 }
 
-inline void BeforeMutexUnlock(pthread_mutex_t* m, std::uint64_t ip) {
+[[gnu::always_inline]] inline void BeforeMutexUnlock(pthread_mutex_t* m, std::uint64_t ip) {
   if (MutexFastKind(m) && ReleaseFast(m, ip)) return;
   BeforeMutexUnlockSlow(m, ip);
 }
@@ -723,7 +721,7 @@ AcquireMode ReadMode(const pthread_rwlock_t* l) {
   return pre;
 }
 
-inline Pre BeforeRwlockBlocking(pthread_rwlock_t* l, bool write, std::uint64_t ip) {
+[[gnu::always_inline]] inline Pre BeforeRwlockBlocking(pthread_rwlock_t* l, bool write, std::uint64_t ip) {
   if (RwlockStamped(l) &&
       AcquireFast(l, write ? AcquireMode::kExclusive : ReadMode(l), false, ip)) {
     return Pre{true};
@@ -764,7 +762,7 @@ void AfterRwlockBlocking(pthread_rwlock_t* l, const Pre& pre, int rc) {
   }
 }
 
-inline void AfterRwlockTry(pthread_rwlock_t* l, bool write, int rc, std::uint64_t ip) {
+[[gnu::always_inline]] inline void AfterRwlockTry(pthread_rwlock_t* l, bool write, int rc, std::uint64_t ip) {
   if (rc == 0 && RwlockStamped(l) &&
       AcquireFast(l, write ? AcquireMode::kExclusive : ReadMode(l), true, ip)) {
     return;
@@ -792,7 +790,7 @@ inline void AfterRwlockTry(pthread_rwlock_t* l, bool write, int rc, std::uint64_
   }
 }
 
-inline void BeforeRwlockUnlock(pthread_rwlock_t* l, std::uint64_t ip) {
+[[gnu::always_inline]] inline void BeforeRwlockUnlock(pthread_rwlock_t* l, std::uint64_t ip) {
   if (ReleaseFast(l, ip)) return;
   BeforeRwlockUnlockSlow(l, ip);
 }

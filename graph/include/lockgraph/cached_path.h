@@ -205,7 +205,7 @@ struct ThreadCache {
 // Engine::TryAcquireCached it does not look at whether the engine is still on: a caller stops
 // calling when the engine turns off (the runtime does: the sink's OnTurnedOff turns the shim
 // off), and a call in between only pushes onto the thread's own stack, which nothing reads then.
-inline bool TryAcquireMemoised(ThreadCache& t, LockId lock, AcquireMode mode, bool trylock,
+[[gnu::always_inline]] inline bool TryAcquireMemoised(ThreadCache& t, LockId lock, AcquireMode mode, bool trylock,
                                std::uint64_t ip, InstanceHandle handle) {
   const std::size_t n = t.held.size();
   if (n == t.held.capacity() || n - t.frame_base >= t.max_held) return false;
@@ -226,7 +226,7 @@ inline bool TryAcquireMemoised(ThreadCache& t, LockId lock, AcquireMode mode, bo
 
 // Engine::TryReleaseInnermost: when `lock` is the innermost lock held in the current frame,
 // pops it and returns true; otherwise changes nothing and returns false.
-inline bool TryReleaseInnermost(ThreadCache& t, LockId lock) {
+[[gnu::always_inline]] inline bool TryReleaseInnermost(ThreadCache& t, LockId lock) {
   const std::size_t n = t.held.size();
   if (n <= t.frame_base || t.held[n - 1].lock != lock) return false;
   t.held.pop_back();

@@ -236,10 +236,12 @@ struct ClassRec {
 // What an InstanceHandle points to: a live instance's lock and binding (the InstanceSlotHead
 // base, which the inline cached path reads), readable without the shard lock. Slots are never
 // freed while the engine lives (a recycled slot names another lock, which a reader detects), so
-// a stale handle kept in a lock object is safe to read. One cache line: the chains it keeps are
-// read from the line the binding was just read from.
+// a stale handle kept in a lock object is safe to read. Two cache lines (128 bytes): the first
+// six chains it keeps are read from the line the binding was just read from, and fourteen hold
+// all eight predecessors of a lock in the 10,000-mutex pool (six left a quarter of them to the
+// chain cache: 91 -> 81 ns CPU per pair, docs/performance.md).
 struct alignas(64) InstanceSlot : engine_internal::InstanceSlotHead {
-  static constexpr int kChains = 6;
+  static constexpr int kChains = 14;
   // Keys of validated chains without flags that ended with this instance, each noted once by
   // the cached path after a chain-cache hit (never replaced: after the first few, a slot is
   // read-only and stays clean in other cores' caches). A lock's usual predecessors so cost no
@@ -267,7 +269,7 @@ struct alignas(64) InstanceSlot : engine_internal::InstanceSlotHead {
     }
   }
 };
-static_assert(sizeof(InstanceSlot) == 64, "an instance slot is one cache line");
+static_assert(sizeof(InstanceSlot) == 128, "an instance slot is two cache lines");
 
 // Handles are the address of the slot's head, the part cached_path.h knows.
 inline InstanceHandle HandleOfSlot(InstanceSlot* slot) {

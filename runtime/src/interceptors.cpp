@@ -881,6 +881,9 @@ void NameSignalContext(Runtime* rt, int sig) {
 
 void SignalTrampoline(int sig, siginfo_t* info, void* uctx) {
   const int saved_errno = errno;
+  // A handler that interrupts a stack capture (a synchronous fault) makes real mask calls.
+  const bool capture_mask_active = tls.capture_mask_active;
+  tls.capture_mask_active = false;
   void* handler = g_handlers[sig].handler.load(std::memory_order_acquire);
   const int flags = g_handlers[sig].flags.load(std::memory_order_acquire);
   if (flags & SA_RESETHAND) {
@@ -957,6 +960,7 @@ void SignalTrampoline(int sig, siginfo_t* info, void* uctx) {
     }
   }
   (void)handler_errno;
+  tls.capture_mask_active = capture_mask_active;
   errno = saved_errno;
 }
 
@@ -1041,6 +1045,32 @@ std::uint64_t ApplyHow(int how, std::uint64_t old_bits, std::uint64_t set_bits) 
   }
 }
 
+// A mask call inside a stack capture (BeginCaptureMask): every signal stays blocked for real
+// until EndCaptureMask; the call reads and changes tls.capture_mask only. Returns 0 or EINVAL.
+int CaptureMaskCall(int how, const sigset_t* set, sigset_t* old) {
+  const sigset_t current = tls.capture_mask;
+  if (set != nullptr) {
+    const sigset_t change = *set;  // `set` may alias `old`
+    switch (how) {
+      case SIG_BLOCK:
+        sigorset(&tls.capture_mask, &current, &change);
+        break;
+      case SIG_UNBLOCK:
+        for (int sig = 1; sig < NSIG; ++sig) {
+          if (sigismember(&change, sig) == 1) sigdelset(&tls.capture_mask, sig);
+        }
+        break;
+      case SIG_SETMASK:
+        tls.capture_mask = change;
+        break;
+      default:
+        return EINVAL;
+    }
+  }
+  if (old != nullptr) *old = current;
+  return 0;
+}
+
 void AfterMaskChange(int how, const sigset_t* set, const sigset_t* old) {
   if (set == nullptr || tls.record == nullptr) return;
   ErrnoSaver errno_saver;
@@ -1061,6 +1091,20 @@ void AfterMaskChange(int how, const sigset_t* set, const sigset_t* old) {
 }
 
 }  // namespace
+
+bool BeginCaptureMask(sigset_t* saved) {
+  sigset_t all;
+  sigfillset(&all);
+  if (REAL(pthread_sigmask)(SIG_SETMASK, &all, saved) != 0) return false;
+  tls.capture_mask = all;
+  tls.capture_mask_active = true;
+  return true;
+}
+
+void EndCaptureMask(const sigset_t* saved) {
+  tls.capture_mask_active = false;
+  REAL(pthread_sigmask)(SIG_SETMASK, saved, nullptr);
+}
 
 std::uint64_t HandledSignals() { return g_handled.load(std::memory_order_acquire); }
 unsigned HandledSignalsGeneration() { return g_handled_gen.load(std::memory_order_acquire); }
@@ -1302,6 +1346,7 @@ LG_EXPORT sighandler_t signal(int sig, sighandler_t handler) {
 }
 
 LG_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
+  if (tls.capture_mask_active) return CaptureMaskCall(how, set, old);
   sigset_t local;
   sigset_t* o = old != nullptr ? old : &local;
   const int rc = REAL(pthread_sigmask)(how, set, o);
@@ -1310,6 +1355,12 @@ LG_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
 }
 
 LG_EXPORT int sigprocmask(int how, const sigset_t* set, sigset_t* old) {
+  if (tls.capture_mask_active) {
+    const int rc = CaptureMaskCall(how, set, old);
+    if (rc == 0) return 0;
+    errno = rc;
+    return -1;
+  }
   sigset_t local;
   sigset_t* o = old != nullptr ? old : &local;
   const int rc = REAL(sigprocmask)(how, set, o);

@@ -88,6 +88,11 @@ struct ThreadLocal {
   ThreadLocal* next;
   ThreadRecord* record;    // lazily created; owns the engine ThreadState
   std::uintptr_t signal_handlers[8];  // user handler of each tracked trampoline nesting level
+  // While CaptureStack runs with every signal blocked (BeginCaptureMask): the mask that
+  // libunwind's own sigprocmask calls (two per frame, around its cache lock) see and set,
+  // answered by the interposers without a system call.
+  bool capture_mask_active;
+  sigset_t capture_mask;
 };
 
 extern __thread ThreadLocal tls __attribute__((tls_model("initial-exec")));
@@ -240,6 +245,13 @@ unsigned long FindingsCount();
 // Signals: the handled-signal set (signals with a user handler) and per-thread mask tracking.
 std::uint64_t HandledSignals();
 unsigned HandledSignalsGeneration();
+// Around a stack capture: blocks every signal with one real call and lets the mask interposers
+// answer the calls made until EndCaptureMask from tls.capture_mask (libunwind blocks signals
+// around its cache lock at every frame: two system calls per frame otherwise). A handler that
+// runs meanwhile (only a synchronous fault can deliver one) sees real mask calls. Returns
+// whether it blocked (false in a runtime without interposers, where it does nothing).
+bool BeginCaptureMask(sigset_t* saved);
+void EndCaptureMask(const sigset_t* saved);
 // Makes the engine's disabled contexts for this thread: blocked signals plus unhandled ones.
 void ApplySignalState(Runtime* rt, ThreadRecord* record);
 ContextId SignalContext(int sig);

@@ -175,6 +175,8 @@ int CaptureStack(std::uint64_t* out, int max_frames) {
   int n = 0;
   unw_context_t context;
   unw_cursor_t cursor;
+  sigset_t saved_mask;
+  const bool masked = BeginCaptureMask(&saved_mask);  // one mask change, not two per frame
   if (unw_getcontext(&context) == 0 && unw_init_local(&cursor, &context) == 0) {
     while (n < want && unw_step(&cursor) > 0) {
       unw_word_t ip = 0;
@@ -182,6 +184,7 @@ int CaptureStack(std::uint64_t* out, int max_frames) {
       raw[n++] = reinterpret_cast<void*>(ip);
     }
   }
+  if (masked) EndCaptureMask(&saved_mask);
   int count = 0;
   int trampolines = 0;
   for (int i = 0; i < n && count < max_frames; ++i) {

@@ -1,7 +1,8 @@
 // The signal state of a runtime built without interceptors.cpp: liblockgraph.a (a static program
 // has no interposers) and the ThreadSanitizer build of the C-API stress test (TSan interposes the
-// same functions). These stand in for the four functions the rest of the runtime takes from the
-// interposers: no signal has a handler, so every signal context counts as disabled.
+// same functions). These stand in for the functions the rest of the runtime takes from the
+// interposers: no signal has a handler, so every signal context counts as disabled, and no mask
+// call is answered on libunwind's behalf (its calls go to libc).
 #include "internal.h"
 #include "runtime.h"
 
@@ -26,5 +27,8 @@ void ApplySignalState(Runtime* rt, ThreadRecord* record) {
   if (wanted == now) return;
   GetEngine(rt).SetDisabledContexts(state, wanted);
 }
+
+bool BeginCaptureMask(sigset_t*) { return false; }
+void EndCaptureMask(const sigset_t*) {}
 
 }  // namespace lockgraph::runtime_internal

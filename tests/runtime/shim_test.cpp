@@ -390,6 +390,16 @@ TEST(ShimSignals, LockInHandlerAndWithSignalUnblockedIsInconsistent) {
   EXPECT_THAT(r.out, HasSubstr("got=1")) << Shown(r);
 }
 
+// Stack captures block every signal once and answer libunwind's per-frame mask calls
+// themselves: the report still has its stacks, and the program's own mask is back afterwards.
+TEST(ShimSignals, StackCaptureLeavesTheThreadsSignalMaskAsItWas) {
+  RunResult r = RunC("capture_keeps_signal_mask");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("take_ab")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("take_ba")) << Shown(r);
+  EXPECT_THAT(r.out, HasSubstr("mask ok=1 got=1")) << Shown(r);
+}
+
 // Waits with their own mask: the handler runs during the wait with SIGUSR1 unblocked; outside it
 // SIGUSR1 stays blocked, so lock_a is consistent. After the wait lockgraph must have the thread's
 // real mask back (a false "inconsistent lock state" otherwise).

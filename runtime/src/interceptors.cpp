@@ -388,7 +388,7 @@ constinit std::atomic<unsigned> g_handled_gen{1};
 // The common case of lock and unlock, inlined into the interposers: a lock lockgraph knows (its
 // stamp matches), a thread whose held chain with this lock was validated before (the engine's
 // per-thread memo) and that validated the fast path's conditions at the current generation
-// (ValidateFastPath: runtime running, no recording, nothing pending, ...; one compare of a
+// (ValidateFastPath: runtime running, nothing pending, ...; one compare of a
 // thread-local word with g_fast_gen). It sets the recursion guard and asks the engine's
 // TryAcquireCached / TryReleaseInnermost, which never report, allocate or call out, so it needs
 // no errno save, no cancellation-state change and no exception handler. Anything else returns
@@ -416,9 +416,40 @@ bool RwlockStamped(pthread_rwlock_t* l) {
 
 // Acquisition of a stamped lock: true when the engine recorded it on its cached path.
 // Inlined into each interposer, so the request's mode and trylock bit are constants there.
+// With --record (the thread validated for the recorded fast path): the engine's cached step and
+// the record appended inline to the thread's block (Recorder::PutFastAcquire), or neither (false:
+// the full hook runs and records through the recorder's own path).
+[[gnu::noinline]] bool RecordedAcquireFast(void* lock, AcquireMode mode, bool trylock,
+                                           std::uint64_t ip, InstanceHandle handle) {
+  if (!TryEnterFast</*kRecording=*/true>()) return false;
+  engine_internal::ThreadCache* tc = tls.fast_cache;
+  const auto id = reinterpret_cast<LockId>(lock);
+  Recorder& recorder = g_runtime->recorder;
+  RecordBuffer* b = recorder.FastBufferForAcquire(ip);
+  const bool done =
+      b != nullptr &&
+      ((handle != 0 && engine_internal::TryAcquireMemoised(*tc, id, mode, trylock, ip, handle)) ||
+       g_runtime->engine.TryAcquireCached(*tls.fast_state, id, mode, trylock, ip, handle));
+  if (done) recorder.PutFastAcquire(b, id, mode, trylock, ip);
+  LeaveFast();
+  return done;
+}
+[[gnu::noinline]] bool RecordedReleaseFast(void* lock, std::uint64_t ip) {
+  if (!TryEnterFast</*kRecording=*/true>()) return false;
+  engine_internal::ThreadCache* tc = tls.fast_cache;
+  const auto id = reinterpret_cast<LockId>(lock);
+  Recorder& recorder = g_runtime->recorder;
+  RecordBuffer* b = recorder.FastBufferForRelease(id, ip);
+  const bool done = b != nullptr && engine_internal::TryReleaseInnermost(*tc, id);
+  if (done) recorder.PutFastRelease(b, id, ip);
+  LeaveFast();
+  return done;
+}
+
 [[gnu::always_inline]] inline bool AcquireFast(void* lock, AcquireMode mode, bool trylock,
                                                std::uint64_t ip, InstanceHandle handle = 0) {
-  if (InAllocatorHull(ip) || !TryEnterFast()) return false;
+  if (InAllocatorHull(ip)) return false;
+  if (!TryEnterFast()) return RecordedAcquireFast(lock, mode, trylock, ip, handle);
   const auto id = reinterpret_cast<LockId>(lock);
   // The memo hit inline; the rest of the engine's cached path (a lock without a handle, a memo
   // miss) out of line.
@@ -432,7 +463,8 @@ bool RwlockStamped(pthread_rwlock_t* l) {
 
 // Release of a lock the thread holds innermost in the engine.
 [[gnu::always_inline]] inline bool ReleaseFast(void* lock, std::uint64_t ip) {
-  if (InAllocatorHull(ip) || !TryEnterFast()) return false;
+  if (InAllocatorHull(ip)) return false;
+  if (!TryEnterFast()) return RecordedReleaseFast(lock, ip);
   const bool done =
       engine_internal::TryReleaseInnermost(*tls.fast_cache, reinterpret_cast<LockId>(lock));
   LeaveFast();

@@ -167,13 +167,18 @@ inline Runtime* RunningRuntime() {
 // needed. The thread's validation (tls.fast_gen) is read before the guard is set: a signal
 // handler running in between can only validate again at the current generation or leave a
 // stale one that fails the compare. Always inlined: it is a dozen instructions of every hook.
+// A thread validated while --record is on keeps the generation with this bit set: the plain
+// fast path never matches it, TryEnterFast<true> (the recorded fast path) does.
+inline constexpr std::uint64_t kFastGenRecording = std::uint64_t{1} << 63;
+template <bool kRecording = false>
 [[gnu::always_inline]] inline bool TryEnterFast() {
   const std::uint64_t mine = tls.fast_gen;
   if (tls.guard != 0) return false;
   tls.guard = 1;
   if (g_use_membarrier) std::atomic_signal_fence(std::memory_order_seq_cst);
   else std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (g_fast_gen.load(std::memory_order_acquire) != mine) {
+  if ((g_fast_gen.load(std::memory_order_acquire) | (kRecording ? kFastGenRecording : 0)) !=
+      mine) {
     std::atomic_signal_fence(std::memory_order_seq_cst);
     __atomic_store_n(&tls.guard, 0, __ATOMIC_RELEASE);
     return false;

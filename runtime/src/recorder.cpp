@@ -339,6 +339,7 @@ void Recorder::WriteLocked(std::span<const std::uint8_t> bytes) {
   fd_ = -1;
   closed_ = true;
   enabled_.store(false);
+  InvalidateFastPath();  // threads validated for the recorded fast path take the plain one
 }
 
 void Recorder::PutDefLocked(logfmt::Event& event) {
@@ -631,6 +632,7 @@ void Recorder::Finish() {
   fd_ = -1;
   closed_ = true;
   enabled_.store(false);
+  InvalidateFastPath();  // threads validated for the recorded fast path take the plain one
 }
 
 // Only the calling thread's block: exec ends the other threads, and if exec fails their buffers

@@ -443,12 +443,14 @@ void ValidateFastPath(Runtime* rt, std::uint64_t gen) {
       !g_allocator_ranges_known.load(std::memory_order_acquire) ||
       tls.handled_gen != HandledSignalsGeneration() ||
       rt->deferred_count.load(std::memory_order_acquire) != 0 ||
-      !rt->options.intercept.load(std::memory_order_relaxed) || rt->recorder.enabled()) {
+      !rt->options.intercept.load(std::memory_order_relaxed)) {
     return;
   }
   tls.fast_state = tls.record->state.get();
   tls.fast_cache = &tls.fast_state->cache();
-  tls.fast_gen = gen;
+  // With --record, only the recorded fast path (TryEnterFast<true>) may run; the recorder
+  // invalidates the generation when recording stops.
+  tls.fast_gen = rt->recorder.enabled() ? gen | kFastGenRecording : gen;
 }
 
 void OnThreadExit() {

@@ -187,33 +187,12 @@ class BlockEncoder {
   }
   void PutPlainAcquire(std::uint64_t seq, LockId lock, AcquireMode mode, bool trylock,
                        std::uint64_t ip) {
-    std::uint8_t* p = buf_ + pos_;
-    *p++ = static_cast<std::uint8_t>(RecordType::kAcquire);
-    if (with_seq_) {
-      p = PutVarint(p, ZigZagDelta(seq, prev_seq_));
-      prev_seq_ = seq;
-    }
+    std::uint8_t* p = BeginLockRecord(RecordType::kAcquire, seq);
     *p++ = static_cast<std::uint8_t>((static_cast<std::uint8_t>(mode) & 3) | (trylock ? 4 : 0));
-    p = PutVarint(p, ZigZagDelta(lock, prev_lock_));
-    prev_lock_ = lock;
-    p = PutVarint(p, ZigZagDelta(ip, prev_ip_));
-    prev_ip_ = ip;
-    pos_ = static_cast<std::size_t>(p - buf_);
-    ++records_;
+    EndLockRecord(p, lock, ip);
   }
   void PutPlainRelease(std::uint64_t seq, LockId lock, std::uint64_t ip) {
-    std::uint8_t* p = buf_ + pos_;
-    *p++ = static_cast<std::uint8_t>(RecordType::kRelease);
-    if (with_seq_) {
-      p = PutVarint(p, ZigZagDelta(seq, prev_seq_));
-      prev_seq_ = seq;
-    }
-    p = PutVarint(p, ZigZagDelta(lock, prev_lock_));
-    prev_lock_ = lock;
-    p = PutVarint(p, ZigZagDelta(ip, prev_ip_));
-    prev_ip_ = ip;
-    pos_ = static_cast<std::size_t>(p - buf_);
-    ++records_;
+    EndLockRecord(BeginLockRecord(RecordType::kRelease, seq), lock, ip);
   }
 
   // Seals and returns the whole block (header + payload), valid until Reset().
@@ -224,6 +203,26 @@ class BlockEncoder {
   static constexpr std::size_t kMaxLockRecordBytes = 1 + 10 + 1 + 10 + 1 + 10 + 1 + 10 + 10 + 10;
 
  private:
+  // The type byte and the stamp delta of an inline lock record; returns where its body goes.
+  std::uint8_t* BeginLockRecord(RecordType type, std::uint64_t seq) {
+    std::uint8_t* p = buf_ + pos_;
+    *p++ = static_cast<std::uint8_t>(type);
+    if (with_seq_) {
+      p = PutVarint(p, ZigZagDelta(seq, prev_seq_));
+      prev_seq_ = seq;
+    }
+    return p;
+  }
+  // The lock and call-site deltas that end an inline lock record, and the record's accounting.
+  void EndLockRecord(std::uint8_t* p, LockId lock, std::uint64_t ip) {
+    p = PutVarint(p, ZigZagDelta(lock, prev_lock_));
+    prev_lock_ = lock;
+    p = PutVarint(p, ZigZagDelta(ip, prev_ip_));
+    prev_ip_ = ip;
+    pos_ = static_cast<std::size_t>(p - buf_);
+    ++records_;
+  }
+
   static std::uint64_t ZigZagDelta(std::uint64_t now, std::uint64_t prev) {
     const auto d = static_cast<std::int64_t>(now - prev);
     return (static_cast<std::uint64_t>(d) << 1) ^ static_cast<std::uint64_t>(d >> 63);

@@ -206,14 +206,47 @@ LG_EXPORT void lg_lock_destroy(const void* lock) {
   }
 }
 
+namespace {
+AcquireMode ApiMode(unsigned flags) {
+  switch (flags & 0x3u) {
+    case LG_READ: return AcquireMode::kShared;
+    case LG_READ_RECURSIVE: return AcquireMode::kSharedRecursive;
+    default: return AcquireMode::kExclusive;
+  }
+}
+
+// The cached path of lg_acquire and lg_release, as the interposers have it: a thread whose fast
+// path is valid at the current generation (TryEnterFast: nothing recorded or pending, ...) and a
+// step the engine memoised, for an annotation without subclass or nest lock. The engine's cached
+// entries never report, allocate or call out, so no errno save, cancellation-state change or
+// exception frame is needed. False: the full call below runs.
+bool ApiAcquireFast(LockId id, AcquireMode mode, bool trylock, std::uint64_t ip) {
+  if (!TryEnterFast()) return false;
+  const bool done =
+      g_runtime->engine.TryAcquireCached(*tls.fast_state, id, mode, trylock, ip, /*handle=*/0);
+  LeaveFast();
+  return done;
+}
+bool ApiReleaseFast(LockId id) {
+  if (!TryEnterFast()) return false;
+  const bool done = engine_internal::TryReleaseInnermost(*tls.fast_cache, id);
+  LeaveFast();
+  return done;
+}
+}  // namespace
+
 LG_EXPORT void lg_acquire(const void* lock, unsigned flags, unsigned subclass,
                           const void* nest_lock) {
   const auto ip = LG_IP();
+  const auto id = reinterpret_cast<LockId>(lock);
+  if (lock != nullptr && (subclass & (kMaxSubclasses - 1)) == 0 && nest_lock == nullptr &&
+      ApiAcquireFast(id, ApiMode(flags), (flags & LG_TRY) != 0, ip)) {
+    return;
+  }
   ApiScope api;
   if (!api.ok() || lock == nullptr) return;
   try {
     Runtime* rt = api.rt();
-    const auto id = reinterpret_cast<LockId>(lock);
     if (!rt->engine.KnowsLock(id) && !WasDestroyed(rt, lock)) {
       const ClassId cls = FirstSeenClass(rt, lock, LockKind::kAnnotated, ip);
       if (cls != kNoClass) {
@@ -224,11 +257,7 @@ LG_EXPORT void lg_acquire(const void* lock, unsigned flags, unsigned subclass,
     LazyStack stack(rt);
     AcquireRequest req;
     req.lock = id;
-    switch (flags & 0x3u) {
-      case LG_READ: req.mode = AcquireMode::kShared; break;
-      case LG_READ_RECURSIVE: req.mode = AcquireMode::kSharedRecursive; break;
-      default: req.mode = AcquireMode::kExclusive; break;
-    }
+    req.mode = ApiMode(flags);
     req.trylock = (flags & LG_TRY) != 0;
     req.subclass = static_cast<std::uint8_t>(subclass & (kMaxSubclasses - 1));
     req.nest_lock = reinterpret_cast<LockId>(nest_lock);
@@ -245,6 +274,7 @@ LG_EXPORT void lg_acquire(const void* lock, unsigned flags, unsigned subclass,
 
 LG_EXPORT void lg_release(const void* lock) {
   const auto ip = LG_IP();
+  if (lock != nullptr && ApiReleaseFast(reinterpret_cast<LockId>(lock))) return;
   ApiScope api;
   if (!api.ok() || lock == nullptr) return;
   try {

@@ -23,6 +23,34 @@ static void irq_inconsistent(void) {
   lg_hardirq_exit();
 }
 
+/* The cached path (the same annotations taken many times) must not hide what comes after. */
+static void cached_pair_then_inversion(void) {
+  lg_lock_init(&dev_lock, "dev_lock", NULL);
+  lg_lock_init(&queue_lock, "queue_lock", NULL);
+  for (int i = 0; i < 100000; i++) {
+    lg_lock(&dev_lock);
+    lg_lock(&queue_lock);
+    lg_unlock(&queue_lock);
+    lg_unlock(&dev_lock);
+  }
+  lg_lock(&queue_lock);
+  lg_lock(&dev_lock);
+  lg_unlock(&dev_lock);
+  lg_unlock(&queue_lock);
+}
+
+static void cached_lock_then_hardirq(void) {
+  lg_lock_init(&dev_lock, "dev_lock", NULL);
+  for (int i = 0; i < 100000; i++) {
+    lg_lock(&dev_lock); /* hardirqs enabled */
+    lg_unlock(&dev_lock);
+  }
+  lg_hardirq_enter();
+  lg_lock(&dev_lock); /* in hardirq */
+  lg_unlock(&dev_lock);
+  lg_hardirq_exit();
+}
+
 static void irq_save_ok(void) {
   lg_lock_init(&dev_lock, "dev_lock", NULL);
   unsigned long flags = lg_irq_save();
@@ -121,6 +149,8 @@ struct entry {
 static const struct entry entries[] = {
     {"irq_inconsistent", irq_inconsistent},
     {"irq_save_ok", irq_save_ok},
+    {"cached_pair_then_inversion", cached_pair_then_inversion},
+    {"cached_lock_then_hardirq", cached_lock_then_hardirq},
     {"softirq_safe_to_unsafe", softirq_safe_to_unsafe},
     {"nested_ok", nested_ok},
     {"recursive_same_lock", recursive_same_lock},

@@ -575,6 +575,19 @@ TEST(CApi, HardirqUseAndIrqsEnabledUseIsInconsistent) {
   EXPECT_THAT(r.err, HasSubstr("HARDIRQ")) << Shown(r);
 }
 
+TEST(CApi, InversionAfterManyCachedPairsIsReported) {
+  RunResult r = RunApi("cached_pair_then_inversion");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("(dev_lock)")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(queue_lock)")) << Shown(r);
+}
+
+TEST(CApi, HardirqUseAfterManyCachedLocksIsInconsistent) {
+  RunResult r = RunApi("cached_lock_then_hardirq");
+  ExpectOneReport(r, "inconsistent lock state");
+  EXPECT_THAT(r.err, HasSubstr("(dev_lock)")) << Shown(r);
+}
+
 TEST(CApi, IrqSaveRestoreAroundTheLockIsSilent) { ExpectSilent(RunApi("irq_save_ok")); }
 
 TEST(CApi, SoftirqSafeToUnsafe) {

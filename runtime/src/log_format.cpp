@@ -469,76 +469,37 @@ bool BlockEncoder::PutRecord(const Event& e) {
   return true;
 }
 
-namespace {
-constexpr std::size_t kMaxLockRecord = BlockEncoder::kMaxLockRecordBytes;
-
-struct UncheckedWriter {
-  std::uint8_t* p;
-  std::size_t pos;
-  void Byte(std::uint8_t b) { p[pos++] = b; }
-  void Varint(std::uint64_t v) {
-    while (v >= 0x80) {
-      p[pos++] = static_cast<std::uint8_t>(v | 0x80);
-      v >>= 7;
-    }
-    p[pos++] = static_cast<std::uint8_t>(v);
-  }
-};
-}  // namespace
-
 bool BlockEncoder::PutRelease(ThreadKey thread, std::uint64_t seq, LockId lock, std::uint64_t ip) {
-  if (cap_ - pos_ < kMaxLockRecord) return false;
-  UncheckedWriter w{buf_, pos_};
-  if (!have_thread_ || thread_ != thread) {
-    w.Byte(static_cast<std::uint8_t>(RecordType::kThreadSwitch));
-    w.Varint(thread);
-    thread_ = thread;
-    have_thread_ = true;
-  }
-  w.Byte(static_cast<std::uint8_t>(RecordType::kRelease));
-  if (with_seq_) {
-    w.Varint(Delta(seq, prev_seq_));
-    prev_seq_ = seq;
-  }
-  w.Varint(Delta(lock, prev_lock_));
-  prev_lock_ = lock;
-  w.Varint(Delta(ip, prev_ip_));
-  prev_ip_ = ip;
-  pos_ = w.pos;
-  ++records_;
+  if (cap_ - pos_ < kMaxLockRecordBytes) return false;
+  PutThreadSwitch(thread);
+  PutPlainRelease(seq, lock, ip);
   return true;
 }
 
 bool BlockEncoder::PutAcquire(ThreadKey thread, std::uint64_t seq, LockId lock, AcquireMode mode,
                               bool trylock, std::uint8_t subclass, LockId nest_lock,
                               std::uint64_t ip, StackId stack) {
-  if (cap_ - pos_ < kMaxLockRecord) return false;
-  UncheckedWriter w{buf_, pos_};
-  if (!have_thread_ || thread_ != thread) {
-    w.Byte(static_cast<std::uint8_t>(RecordType::kThreadSwitch));
-    w.Varint(thread);
-    thread_ = thread;
-    have_thread_ = true;
+  if (cap_ - pos_ < kMaxLockRecordBytes) return false;
+  PutThreadSwitch(thread);
+  if (subclass == 0 && nest_lock == kNoLock && stack == kNoStack) {
+    PutPlainAcquire(seq, lock, mode, trylock, ip);
+    return true;
   }
-  w.Byte(static_cast<std::uint8_t>(RecordType::kAcquire));
-  if (with_seq_) {
-    w.Varint(Delta(seq, prev_seq_));
-    prev_seq_ = seq;
-  }
+  std::uint8_t* p = BeginLockRecord(RecordType::kAcquire, seq);
   std::uint8_t flags = static_cast<std::uint8_t>(mode) & kAcqModeMask;
   if (trylock) flags |= kAcqTry;
   if (subclass) flags |= kAcqSubclass;
   if (nest_lock != kNoLock) flags |= kAcqNest;
   if (stack != kNoStack) flags |= kAcqStack;
-  w.Byte(flags);
-  w.Varint(Delta(lock, prev_lock_));
+  *p++ = flags;
+  p = PutVarint(p, Delta(lock, prev_lock_));
   prev_lock_ = lock;
-  if (subclass) w.Byte(subclass);
-  if (nest_lock != kNoLock) w.Varint(Delta(nest_lock, lock));
-  w.Varint(Delta(ip, prev_ip_));
+  if (subclass) *p++ = subclass;
+  if (nest_lock != kNoLock) p = PutVarint(p, Delta(nest_lock, lock));
+  p = PutVarint(p, Delta(ip, prev_ip_));
   prev_ip_ = ip;
-  if (stack != kNoStack) w.Varint(stack);
-  pos_ = w.pos;
+  if (stack != kNoStack) p = PutVarint(p, stack);
+  pos_ = static_cast<std::size_t>(p - buf_);
   ++records_;
   return true;
 }

@@ -203,6 +203,16 @@ class BlockEncoder {
   static constexpr std::size_t kMaxLockRecordBytes = 1 + 10 + 1 + 10 + 1 + 10 + 1 + 10 + 10 + 10;
 
  private:
+  // A thread-switch record when the block's current thread is not `thread` (room checked).
+  void PutThreadSwitch(ThreadKey thread) {
+    if (have_thread_ && thread_ == thread) return;
+    std::uint8_t* p = buf_ + pos_;
+    *p++ = static_cast<std::uint8_t>(RecordType::kThreadSwitch);
+    p = PutVarint(p, thread);
+    pos_ = static_cast<std::size_t>(p - buf_);
+    thread_ = thread;
+    have_thread_ = true;
+  }
   // The type byte and the stamp delta of an inline lock record; returns where its body goes.
   std::uint8_t* BeginLockRecord(RecordType type, std::uint64_t seq) {
     std::uint8_t* p = buf_ + pos_;

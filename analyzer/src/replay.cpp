@@ -2,6 +2,7 @@
 #include "replay.h"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 
 #include "block_decode.h"
@@ -211,6 +212,20 @@ std::uint64_t Replayer::Replay(const LoadedLog& log, RunId run, Progress* progre
 
 // --- Block replay (the pipeline) ---------------------------------------------------------------
 
+void HandleTable::Rehash(std::size_t n) {
+  std::vector<Entry> old;
+  old.swap(entries_);
+  entries_.assign(n, Entry{});
+  mask_ = n - 1;
+  shift_ = 64 - std::countr_zero(n);
+  for (const Entry& e : old) {
+    if (e.lock == kNoLock) continue;
+    std::size_t i = Home(e.lock);
+    while (entries_[i].lock != kNoLock) i = (i + 1) & mask_;
+    entries_[i] = e;
+  }
+}
+
 // One open block of the merged order: where its replay stands and which thread its records
 // act on there.
 struct BlockReplayer::Cursor {
@@ -288,12 +303,21 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, 
     }
     if (r.type == RecordType::kAcquire) {
       ThreadState& t = cur ? *cur : *(cur = &Current());
-      // The engine's cached entry first (a step this thread has validated before, which is
-      // nearly every acquisition of a long log): the same result as Acquire without building
-      // a request. It takes no subclass and no nest lock.
-      if ((r.c | r.index) == 0 &&
-          engine.TryAcquireCached(t, map(r.x), static_cast<AcquireMode>(r.a), r.b, map(r.y))) {
-        continue;
+      // The engine's cached path first, as the shim takes it: the same result as Acquire
+      // without building a request (it takes no subclass and no nest lock). The thread's memo
+      // of steps (checked against the lock's shard epoch) covers nearly every acquisition of a
+      // log over a few locks; over many locks (a pool of thousands) most steps miss it, and the
+      // lock's instance handle then finds the instance and its noted chains without the
+      // engine's instance table, as the shim's handle in the mutex does.
+      if ((r.c | r.index) == 0) {
+        const LockId lock = map(r.x);
+        const auto mode = static_cast<AcquireMode>(r.a);
+        if (engine.TryAcquireCached(t, lock, mode, r.b, map(r.y))) continue;
+        InstanceHandle& handle = handles_[lock];
+        if (handle == 0) handle = engine.HandleOf(lock);  // 0 while the lock is not live
+        if (handle != 0 && engine.TryAcquireCached(t, lock, mode, r.b, map(r.y), handle)) {
+          continue;
+        }
       }
       AcquireRequest req;
       req.lock = map(r.x);
@@ -334,9 +358,13 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, 
         ++thread_epoch_;
         break;
       case RecordType::kLockInit:
+        // A new instance: its handle is taken afresh at its next acquisition (the engine
+        // re-binds the slot of a lock it still remembers, but one it forgot gets a new slot).
+        handles_.Forget(map(r.x));
         engine.InitLock(Current(), map(r.x), Class(r.index), map(r.y), map(r.z));
         break;
       case RecordType::kLockDestroy:
+        handles_.Forget(map(r.x));
         engine.DestroyLock(Current(), map(r.x), map(r.y), nullptr, map(r.z));
         break;
       case RecordType::kLockSetClass:

@@ -63,6 +63,54 @@ class LogSymbolizer : public Symbolizer {
 
 struct DecodedBlock;
 
+// The engine's instance handles of one run's locks, by lock id: what the shim keeps in each
+// mutex, kept here beside the replay (an open-addressing table, replay thread only). An entry
+// may be stale (the lock destroyed, re-initialised, its slot recycled): the engine checks a
+// handle against the instance it names and falls back, so a stale handle costs only speed.
+class HandleTable {
+ public:
+  HandleTable() { Rehash(1024); }
+  // The entry of `lock` (0 when no handle is kept), made if absent.
+  InstanceHandle& operator[](LockId lock) {
+    for (std::size_t i = Home(lock);; i = (i + 1) & mask_) {
+      Entry& e = entries_[i];
+      if (e.lock == lock) return e.handle;
+      if (e.lock == kNoLock) {
+        if (2 * (used_ + 1) > entries_.size()) {
+          Rehash(2 * entries_.size());
+          return (*this)[lock];
+        }
+        ++used_;
+        e.lock = lock;
+        return e.handle;
+      }
+    }
+  }
+  // Forgets the handle of `lock`, if one is kept (the entry stays, with no handle).
+  void Forget(LockId lock) {
+    for (std::size_t i = Home(lock);; i = (i + 1) & mask_) {
+      Entry& e = entries_[i];
+      if (e.lock == lock) e.handle = 0;
+      if (e.lock == lock || e.lock == kNoLock) return;
+    }
+  }
+  std::size_t size() const { return used_; }
+
+ private:
+  struct Entry {
+    LockId lock = kNoLock;
+    InstanceHandle handle = 0;
+  };
+  std::size_t Home(LockId lock) const {
+    return static_cast<std::size_t>((lock * 0x9e3779b97f4a7c15ull) >> shift_);
+  }
+  void Rehash(std::size_t n);
+
+  std::vector<Entry> entries_;
+  std::size_t mask_ = 0, used_ = 0;
+  int shift_ = 64;
+};
+
 // Where an event stands in the merged order of a stamped log: its sequence stamp, then the
 // file position of its block (the two-pass merge breaks ties the same way).
 struct MergeKey {
@@ -124,6 +172,9 @@ class BlockReplayer {
   std::uint64_t events_ = 0;
   std::unordered_map<ThreadKey, std::unique_ptr<ThreadState>> threads_;
   std::unordered_map<logfmt::LogClassId, ClassId> classes_;
+  // Handles of the run's locks (by the engine's lock id), for acquisitions the thread's memo
+  // misses: the engine then finds the instance without its instance table.
+  HandleTable handles_;
   ThreadKey current_key_ = 0;
   ThreadState* current_ = nullptr;
   // Bumped when a thread's state goes (thread exit): merge cursors then look theirs up again.

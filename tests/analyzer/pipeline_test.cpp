@@ -632,5 +632,100 @@ TEST_F(Pipeline, DamagedBlockInAMergedLogFallsBackToTwoPass) {
   EXPECT_FALSE(fast.reports.empty());
 }
 
+// A pool of 200 locks taken in pairs, enough distinct steps that the thread's 64-entry memo
+// misses and the pipeline's replay finds instances by their handles (replay.cpp): two lock
+// addresses are destroyed and reused as another class while replay holds their handles, one
+// still remembered by the engine (its slot is re-bound), one forgotten (its slot recycled to
+// another lock). An inversion on each reused address must name its new class, not the old.
+TEST_F(Pipeline, AddressReusedAsAnotherClassIsNotAcquiredThroughAStaleHandle) {
+  constexpr ThreadKey kT = 11;
+  constexpr LockId kY = 0x5000, kX = 0x6000, kW = 0x7000, kZ = 0x8000;
+  constexpr int kPool = 200;
+  std::vector<Event> v;
+  v.push_back(ClassDef(1, "sym:other", "other"));
+  v.push_back(ClassDef(2, "sym:old_x", "old_x"));
+  v.push_back(ClassDef(3, "sym:new_x", "new_x"));
+  v.push_back(ClassDef(4, "sym:old_w", "old_w"));
+  v.push_back(ClassDef(5, "sym:new_w", "new_w"));
+  v.push_back(ClassDef(6, "sym:z", "z"));
+  v.push_back(ClassDef(7, "sym:filler", "filler"));
+  std::vector<std::string> ids(kPool);  // the events' text views point here
+  for (int i = 0; i < kPool; ++i) {
+    ids[i] = "sym:pool" + std::to_string(i);
+    Event def = ClassDef(static_cast<logfmt::LogClassId>(100 + i), "", "");
+    def.text = ids[i];
+    def.text2 = std::string_view(ids[i]).substr(4);
+    v.push_back(def);
+  }
+  Event start = Ev(RecordType::kThreadStart, kT);
+  start.text = "main";
+  v.push_back(start);
+  auto pool = [](int i) { return LockId{0x100000} + 0x40 * static_cast<LockId>(i); };
+  v.push_back(Init(kT, kY, 1));
+  v.push_back(Init(kT, kX, 2));
+  v.push_back(Init(kT, kW, 4));
+  v.push_back(Init(kT, kZ, 6));
+  for (int i = 0; i < kPool; ++i)
+    v.push_back(Init(kT, pool(i), static_cast<logfmt::LogClassId>(100 + i)));
+  auto pair = [&](LockId a, LockId b) {
+    v.push_back(Acq(kT, a, 0x100));
+    v.push_back(Acq(kT, b, 0x104));
+    v.push_back(Rel(kT, b));
+    v.push_back(Rel(kT, a));
+  };
+  // Pool pairs in one order (no cycle), each round ~400 distinct steps.
+  auto rounds = [&](int n) {
+    for (int r = 0; r < n; ++r)
+      for (int i = 0; i + 1 < kPool; ++i) pair(pool(i), pool(i + 1));
+  };
+  // other -> old_x and other -> old_w, learned and then taken again among the pool's steps.
+  for (int r = 0; r < 3; ++r) {
+    pair(kY, kX);
+    pair(kY, kW);
+    rounds(1);
+  }
+  // X: destroyed and initialised again as new_x (the engine keeps its record and slot).
+  v.push_back(Ev(RecordType::kLockDestroy, kT, kX));
+  v.push_back(Init(kT, kX, 3));
+  // W: destroyed, then forgotten by the engine (more destroyed locks than it remembers per
+  // shard, in every shard), its slot recycled to Z's first handle; then W is new_w.
+  v.push_back(Ev(RecordType::kLockDestroy, kT, kW));
+  for (LockId i = 0; i < 80000; ++i) {
+    const LockId f = 0x40000000 + 0x40 * i;
+    v.push_back(Init(kT, f, 7));
+    v.push_back(Ev(RecordType::kLockDestroy, kT, f));
+  }
+  rounds(1);
+  pair(kZ, pool(0));
+  v.push_back(Init(kT, kW, 5));
+  // The same steps as before on the reused addresses (other -> new_x, other -> new_w), then
+  // their reverse: two inversions.
+  pair(kY, kX);
+  pair(kY, kW);
+  rounds(1);
+  pair(kX, kY);
+  pair(kW, kY);
+  v.push_back(Ev(RecordType::kRunEnd));
+
+  std::string path = Write("reuse.lglog", v, 5000);
+  bool pipelined = false;
+  Outcome fast = Analyzed({path}, false, &pipelined);
+  EXPECT_TRUE(pipelined);
+  Outcome slow = Analyzed({path}, true);
+  ExpectSame(fast, slow);
+  ASSERT_EQ(fast.reports.size(), 2u);
+  const std::string& x = fast.reports[0];
+  const std::string& w = fast.reports[1];
+  EXPECT_NE(x.find("possible circular locking dependency"), std::string::npos) << x;
+  EXPECT_NE(x.find("(new_x)"), std::string::npos) << x;
+  EXPECT_NE(x.find("(other)"), std::string::npos) << x;
+  EXPECT_EQ(x.find("old_x"), std::string::npos) << x;
+  EXPECT_NE(w.find("possible circular locking dependency"), std::string::npos) << w;
+  EXPECT_NE(w.find("(new_w)"), std::string::npos) << w;
+  EXPECT_NE(w.find("(other)"), std::string::npos) << w;
+  EXPECT_EQ(w.find("old_w"), std::string::npos) << w;
+  EXPECT_EQ(fast.exit_code, 1);
+}
+
 }  // namespace
 }  // namespace lockgraph::analyzer

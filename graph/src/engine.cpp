@@ -748,8 +748,11 @@ void Validator::MarkUsage(AcquireContext& ac, const HeldLock& h, const Usage& ne
         e_->Emit(pending_, std::move(f));
         break;
       }
-      // Multi-lock rule: a dependency path to a class with the opposite usage.
-      if (!inconsistent) {
+      // Multi-lock rule: a dependency path to a class with the opposite usage. An enabled bit
+      // looks for a class used in the context (the class itself included): there is none while
+      // no class has been (used_in_any, as in every program without interrupt contexts), and
+      // the walk over everything before the class is skipped.
+      if (!inconsistent && (used_in || e_->used_in_any.Test(ctx))) {
         const Direction dir = used_in ? Direction::kForward : Direction::kBackward;
         const bool root_flag = used_in ? h.mode == AcquireMode::kSharedRecursive : IsRead(h.mode);
         const UsageKind want = used_in ? UsageKind::kEnabled : UsageKind::kUsedIn;

@@ -279,6 +279,27 @@ ClassId BlockReplayer::Class(logfmt::LogClassId id) {
   return c;
 }
 
+// The cached path after the memo alone missed, or instead of it (memo_first_ false): the
+// lock's instance handle, as the shim passes the one it keeps in the mutex. Over many locks
+// (a pool of thousands: far more distinct steps than the thread's memo holds) most steps miss
+// the memo, and the handle then finds the instance, its noted chains and its class without
+// the engine's instance table. Which to try first follows the log: the memo alone while it
+// hits (no table look-up), the handle (the memo checked against the instance's slot, then the
+// miss path) once it missed, the memo alone tried again every 64th acquisition. Either gives
+// the same result; only the cost differs.
+inline bool BlockReplayer::AcquireByHandle(ThreadState& t, LockId lock, AcquireMode mode, bool trylock,
+                                    std::uint64_t ip) {
+  if (memo_first_) {
+    memo_first_ = false;  // it has just missed
+  } else if ((++memo_probe_ & 63) == 0 && engine_->TryAcquireCached(t, lock, mode, trylock, ip)) {
+    memo_first_ = true;
+    return true;
+  }
+  InstanceHandle& handle = handles_[lock];
+  if (handle == 0) handle = engine_->HandleOf(lock);  // 0 while the lock is not live
+  return handle != 0 && engine_->TryAcquireCached(t, lock, mode, trylock, ip, handle);
+}
+
 // The events of records [begin, end) of a block. Run 0's values are used as they are (kMapped
 // false), so a single log pays nothing for the run mapping.
 template <bool kMapped>
@@ -306,18 +327,11 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, 
       // The engine's cached path first, as the shim takes it: the same result as Acquire
       // without building a request (it takes no subclass and no nest lock). The thread's memo
       // of steps (checked against the lock's shard epoch) covers nearly every acquisition of a
-      // log over a few locks; over many locks (a pool of thousands) most steps miss it, and the
-      // lock's instance handle then finds the instance and its noted chains without the
-      // engine's instance table, as the shim's handle in the mutex does.
+      // log over a few locks; else the lock's instance handle (AcquireByHandle).
       if ((r.c | r.index) == 0) {
-        const LockId lock = map(r.x);
         const auto mode = static_cast<AcquireMode>(r.a);
-        if (engine.TryAcquireCached(t, lock, mode, r.b, map(r.y))) continue;
-        InstanceHandle& handle = handles_[lock];
-        if (handle == 0) handle = engine.HandleOf(lock);  // 0 while the lock is not live
-        if (handle != 0 && engine.TryAcquireCached(t, lock, mode, r.b, map(r.y), handle)) {
-          continue;
-        }
+        if (memo_first_ && engine.TryAcquireCached(t, map(r.x), mode, r.b, map(r.y))) continue;
+        if (AcquireByHandle(t, map(r.x), mode, r.b, map(r.y))) continue;
       }
       AcquireRequest req;
       req.lock = map(r.x);

@@ -161,6 +161,8 @@ class BlockReplayer {
   template <bool kMapped>
   void ReplayRecords(const DecodedBlock& block, std::size_t begin, std::size_t end);
   void ReplayRange(const DecodedBlock& block, std::size_t begin, std::size_t end);
+  inline bool AcquireByHandle(ThreadState& t, LockId lock, AcquireMode mode,
+                                         bool trylock, std::uint64_t ip);
   void SiftDown(std::size_t i);
 
   Engine* engine_;
@@ -175,6 +177,8 @@ class BlockReplayer {
   // Handles of the run's locks (by the engine's lock id), for acquisitions the thread's memo
   // misses: the engine then finds the instance without its instance table.
   HandleTable handles_;
+  bool memo_first_ = true;        // the last memo-alone attempt hit (AcquireByHandle)
+  std::uint32_t memo_probe_ = 0;  // acquisitions that went to the handle first
   ThreadKey current_key_ = 0;
   ThreadState* current_ = nullptr;
   // Bumped when a thread's state goes (thread exit): merge cursors then look theirs up again.

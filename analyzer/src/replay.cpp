@@ -331,6 +331,20 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, 
       if ((r.c | r.index) == 0) {
         const auto mode = static_cast<AcquireMode>(r.a);
         if (memo_first_ && engine.TryAcquireCached(t, map(r.x), mode, r.b, map(r.y))) continue;
+        if (!memo_first_) {
+          // The handle path's two reads that miss the caches over a large pool, started
+          // ahead: the table entry of the lock acquired kFar records on, and the instance slot
+          // of the one kNear records on (its entry started kFar - kNear records ago).
+          constexpr std::size_t kNear = 8, kFar = 16;
+          const std::size_t n = block.records().size();
+          if (i + kFar < n && records[i + kFar].type == RecordType::kAcquire) {
+            handles_.Prefetch(map(records[i + kFar].x));
+          }
+          if (i + kNear < n && records[i + kNear].type == RecordType::kAcquire) {
+            if (const InstanceHandle h = handles_.Peek(map(records[i + kNear].x)))
+              __builtin_prefetch(reinterpret_cast<const void*>(h));
+          }
+        }
         if (AcquireByHandle(t, map(r.x), mode, r.b, map(r.y))) continue;
       }
       AcquireRequest req;

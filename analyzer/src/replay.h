@@ -94,6 +94,16 @@ class HandleTable {
       if (e.lock == lock || e.lock == kNoLock) return;
     }
   }
+  // The handle kept for `lock` (0 if none), without making an entry.
+  InstanceHandle Peek(LockId lock) const {
+    for (std::size_t i = Home(lock);; i = (i + 1) & mask_) {
+      const Entry& e = entries_[i];
+      if (e.lock == lock) return e.handle;
+      if (e.lock == kNoLock) return 0;
+    }
+  }
+  // Starts loading the entry of `lock` into the caches.
+  void Prefetch(LockId lock) const { __builtin_prefetch(&entries_[Home(lock)]); }
   std::size_t size() const { return used_; }
 
  private:

@@ -287,17 +287,40 @@ ClassId BlockReplayer::Class(logfmt::LogClassId id) {
 // hits (no table look-up), the handle (the memo checked against the instance's slot, then the
 // miss path) once it missed, the memo alone tried again every 64th acquisition. Either gives
 // the same result; only the cost differs.
-inline bool BlockReplayer::AcquireByHandle(ThreadState& t, LockId lock, AcquireMode mode, bool trylock,
-                                    std::uint64_t ip) {
+template <bool kMapped>
+bool BlockReplayer::AcquireByHandle(ThreadState& t, const DecodedBlock& block, std::size_t i) {
+  const std::uint64_t rb = run_bits_;
+  auto map = [rb](std::uint64_t v) {
+    if constexpr (kMapped) return v ? v ^ rb : v;
+    else return v;
+  };
+  const CompactRecord* const records = block.records().data();
+  const CompactRecord& r = records[i];
+  const LockId lock = map(r.x);
+  const auto mode = static_cast<AcquireMode>(r.a);
   if (memo_first_) {
     memo_first_ = false;  // it has just missed
-  } else if ((++memo_probe_ & 63) == 0 && engine_->TryAcquireCached(t, lock, mode, trylock, ip)) {
-    memo_first_ = true;
-    return true;
+  } else {
+    if ((++memo_probe_ & 63) == 0 && engine_->TryAcquireCached(t, lock, mode, r.b, map(r.y))) {
+      memo_first_ = true;
+      return true;
+    }
+    // The two reads of the handle path that miss the caches over a large pool, started
+    // ahead: the table entry of the lock acquired kFar records on, and the instance slot of
+    // the one kNear records on (its entry started kFar - kNear records ago).
+    constexpr std::size_t kNear = 8, kFar = 16;
+    const std::size_t n = block.records().size();
+    if (i + kFar < n && records[i + kFar].type == logfmt::RecordType::kAcquire) {
+      handles_.Prefetch(map(records[i + kFar].x));
+    }
+    if (i + kNear < n && records[i + kNear].type == logfmt::RecordType::kAcquire) {
+      if (const InstanceHandle h = handles_.Peek(map(records[i + kNear].x)))
+        __builtin_prefetch(reinterpret_cast<const void*>(h));
+    }
   }
   InstanceHandle& handle = handles_[lock];
   if (handle == 0) handle = engine_->HandleOf(lock);  // 0 while the lock is not live
-  return handle != 0 && engine_->TryAcquireCached(t, lock, mode, trylock, ip, handle);
+  return handle != 0 && engine_->TryAcquireCached(t, lock, mode, r.b, map(r.y), handle);
 }
 
 // The events of records [begin, end) of a block. Run 0's values are used as they are (kMapped
@@ -329,23 +352,11 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, 
       // of steps (checked against the lock's shard epoch) covers nearly every acquisition of a
       // log over a few locks; else the lock's instance handle (AcquireByHandle).
       if ((r.c | r.index) == 0) {
-        const auto mode = static_cast<AcquireMode>(r.a);
-        if (memo_first_ && engine.TryAcquireCached(t, map(r.x), mode, r.b, map(r.y))) continue;
-        if (!memo_first_) {
-          // The handle path's two reads that miss the caches over a large pool, started
-          // ahead: the table entry of the lock acquired kFar records on, and the instance slot
-          // of the one kNear records on (its entry started kFar - kNear records ago).
-          constexpr std::size_t kNear = 8, kFar = 16;
-          const std::size_t n = block.records().size();
-          if (i + kFar < n && records[i + kFar].type == RecordType::kAcquire) {
-            handles_.Prefetch(map(records[i + kFar].x));
-          }
-          if (i + kNear < n && records[i + kNear].type == RecordType::kAcquire) {
-            if (const InstanceHandle h = handles_.Peek(map(records[i + kNear].x)))
-              __builtin_prefetch(reinterpret_cast<const void*>(h));
-          }
+        if (memo_first_ &&
+            engine.TryAcquireCached(t, map(r.x), static_cast<AcquireMode>(r.a), r.b, map(r.y))) {
+          continue;
         }
-        if (AcquireByHandle(t, map(r.x), mode, r.b, map(r.y))) continue;
+        if (AcquireByHandle<kMapped>(t, block, i)) continue;
       }
       AcquireRequest req;
       req.lock = map(r.x);

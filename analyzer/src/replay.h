@@ -171,8 +171,9 @@ class BlockReplayer {
   template <bool kMapped>
   void ReplayRecords(const DecodedBlock& block, std::size_t begin, std::size_t end);
   void ReplayRange(const DecodedBlock& block, std::size_t begin, std::size_t end);
-  inline bool AcquireByHandle(ThreadState& t, LockId lock, AcquireMode mode,
-                                         bool trylock, std::uint64_t ip);
+  template <bool kMapped>
+  [[gnu::noinline]] bool AcquireByHandle(ThreadState& t, const DecodedBlock& block,
+                                         std::size_t i);
   void SiftDown(std::size_t i);
 
   Engine* engine_;

@@ -725,6 +725,16 @@ TEST_F(Pipeline, AddressReusedAsAnotherClassIsNotAcquiredThroughAStaleHandle) {
   EXPECT_NE(w.find("(other)"), std::string::npos) << w;
   EXPECT_EQ(w.find("old_w"), std::string::npos) << w;
   EXPECT_EQ(fast.exit_code, 1);
+
+  // The same log twice: the second run's lock ids are mapped into their own space, and its
+  // handles are its own.
+  const std::string again = (dir_ / "reuse2.lglog").string();
+  fs::copy_file(path, again);
+  Outcome fast2 = Analyzed({path, again}, false);
+  Outcome slow2 = Analyzed({path, again}, true);
+  ExpectSame(fast2, slow2);
+  EXPECT_EQ(fast2.runs, (std::vector<RunId>{0, 1}));
+  EXPECT_EQ(fast2.reports.size(), 2u);
 }
 
 }  // namespace

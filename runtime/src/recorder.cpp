@@ -258,8 +258,8 @@ RecordBuffer* Recorder::NewBuffer(ThreadKey key) {
   return b;
 }
 
-// The steady-state path: no lock, one atomic increment for the sequence number (by the caller),
-// the encoder writing into this thread's block.
+// A full-path event: no lock, the encoder writing into this thread's block (the caller took
+// the stamp, a fresh band).
 void Recorder::Put(RecordBuffer* b, logfmt::Event& event) {
   if (__builtin_expect(open_pending_.load(std::memory_order_relaxed), 0) && !t_snapshot) {
     OpenPendingSlow();
@@ -439,7 +439,7 @@ void Recorder::ThreadStart(const ThreadState& t) {
   if (b == nullptr) return;
   logfmt::Event e;
   e.type = logfmt::RecordType::kThreadStart;
-  e.seq = NextSeq();
+  e.seq = SlowStamp(b);
   e.thread = t.key();
   e.text = t.name();
   Put(b, e);
@@ -451,7 +451,7 @@ void Recorder::ThreadExit(const ThreadState& t) {
   if (b == nullptr) return;
   logfmt::Event e;
   e.type = logfmt::RecordType::kThreadExit;
-  e.seq = NextSeq();
+  e.seq = SlowStamp(b);
   e.thread = t.key();
   Put(b, e);
   // The thread's last block goes out now; the buffer is kept for the next thread.
@@ -480,7 +480,7 @@ void Recorder::LockInit(const ThreadState& t, LockId lock_id, ClassId cls, std::
   if (b == nullptr) return;
   logfmt::Event e;
   e.type = logfmt::RecordType::kLockInit;
-  e.seq = NextSeq();
+  e.seq = SlowStamp(b);
   e.thread = t.key();
   e.lock = lock_id;
   e.class_id = cls;
@@ -499,7 +499,7 @@ void Recorder::LockDestroy(const ThreadState& t, LockId lock_id, std::uint64_t i
   if (b == nullptr) return;
   logfmt::Event e;
   e.type = logfmt::RecordType::kLockDestroy;
-  e.seq = NextSeq();
+  e.seq = SlowStamp(b);
   e.thread = t.key();
   e.lock = lock_id;
   e.ip = ip;
@@ -517,7 +517,7 @@ void Recorder::SetClass(LockId lock_id, ClassId cls) {
   if (b == nullptr) return;
   logfmt::Event e;
   e.type = logfmt::RecordType::kLockSetClass;
-  e.seq = NextSeq();
+  e.seq = SlowStamp(b);
   e.lock = lock_id;
   e.class_id = cls;
   Put(b, e);
@@ -528,7 +528,7 @@ void Recorder::Acquire(const ThreadState& t, const AcquireRequest& req, StackId 
   RecordBuffer* b = Buffer(t.key());
   if (b == nullptr) return;
   b->held.Push({req.lock, req.nest_lock, req.ip, stack, req.mode, req.trylock, req.subclass});
-  const std::uint64_t seq = NextSeq();
+  const std::uint64_t seq = SlowStamp(b);
   const ThreadKey key = t.key();
   PutWith(b, req.ip, [&] {
     return b->enc.PutAcquire(key, seq, req.lock, req.mode, req.trylock, req.subclass,
@@ -560,7 +560,7 @@ void Recorder::Release(const ThreadState& t, LockId lock_id, std::uint64_t ip) {
   if (b == nullptr) return;
   if (!b->held.empty() && b->held.back().lock == lock_id) b->held.pop_back();
   else b->held.EraseInnermost(lock_id);
-  const std::uint64_t seq = NextSeq();
+  const std::uint64_t seq = SlowStamp(b);
   const ThreadKey key = t.key();
   PutWith(b, ip, [&] { return b->enc.PutRelease(key, seq, lock_id, ip); });
 }
@@ -572,7 +572,7 @@ void Recorder::Cancel(const ThreadState& t, LockId lock_id) {
   b->held.EraseInnermost(lock_id);
   logfmt::Event e;
   e.type = logfmt::RecordType::kCancelAcquire;
-  e.seq = NextSeq();
+  e.seq = SlowStamp(b);
   e.thread = t.key();
   e.lock = lock_id;
   Put(b, e);
@@ -585,7 +585,7 @@ void Recorder::Cancel(const ThreadState& t, LockId lock_id) {
     if (b == nullptr) return;                                       \
     logfmt::Event e;                                                \
     e.type = logfmt::RecordType::Type;                              \
-    e.seq = NextSeq();                                              \
+    e.seq = SlowStamp(b);                                           \
     e.thread = t.key();                                             \
     e.context = context;                                            \
     Put(b, e);                                                      \
@@ -602,7 +602,7 @@ void Recorder::SetDisabledMask(const ThreadState& t, ContextMask mask) {
   if (b == nullptr) return;
   logfmt::Event e;
   e.type = logfmt::RecordType::kSetDisabledMask;
-  e.seq = NextSeq();
+  e.seq = SlowStamp(b);
   e.thread = t.key();
   e.mask = mask;
   Put(b, e);
@@ -625,7 +625,7 @@ void Recorder::Finish() {
   ResolvePendingLocked();
   logfmt::Event e;
   e.type = logfmt::RecordType::kRunEnd;
-  e.seq = NextSeq();
+  e.seq = SlowStamp(nullptr);
   PutDefLocked(e);
   FlushDefsLocked();
   if (fd_ >= 0) close(fd_);
@@ -722,7 +722,7 @@ void Recorder::AfterForkChild() {
   for (const auto& [lock_id, cls] : instances_) {
     logfmt::Event e;
     e.type = logfmt::RecordType::kLockInit;
-    e.seq = NextSeq();
+    e.seq = SlowStamp(b);
     e.thread = key;
     e.lock = lock_id;
     e.class_id = cls;
@@ -732,7 +732,7 @@ void Recorder::AfterForkChild() {
     b->held.Push(r);
     logfmt::Event e;
     e.type = logfmt::RecordType::kAcquire;
-    e.seq = NextSeq();
+    e.seq = SlowStamp(b);
     e.thread = key;
     e.lock = r.lock;
     e.mode = r.mode;

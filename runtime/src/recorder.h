@@ -1,11 +1,14 @@
 // The lock-log recorder (--record): engine events encoded with the log_format codec into
 // CRC-checked blocks, one file per process.
 //
-// Each thread fills its own block buffer without a lock; every event is stamped from one
-// process-wide counter (an atomic increment), so the analyzer replays the threads' blocks merged
-// in the order the events happened. A full buffer is sealed and written with one write(2) under
-// the recorder's mutex (once per block, not per event), after the definitions (classes, stacks,
-// call sites) it refers to, so kill -9 loses at most the blocks being filled.
+// Each thread fills its own block buffer without a lock. Every event carries a stamp, so the
+// analyzer replays the threads' blocks merged in an order the live engine could have seen: the
+// engine's full-path events take a fresh "band" from one process-wide epoch (an atomic
+// increment), its cached steps (the shim's fast path) a stamp inside the current band from a
+// plain read of the epoch and the thread's own last stamp, with no shared write (see "Band
+// stamps" below and docs/log-format.md "Ordering"). A full buffer is sealed and written with one
+// write(2) under the recorder's mutex (once per block, not per event), after the definitions
+// (classes, stacks, call sites) it refers to, so kill -9 loses at most the blocks being filled.
 #ifndef LOCKGRAPH_RUNTIME_RECORDER_H_
 #define LOCKGRAPH_RUNTIME_RECORDER_H_
 
@@ -31,6 +34,12 @@ namespace lockgraph::runtime_internal {
 inline constexpr std::size_t kThreadBlockCapacity = 32 * 1024;  // named limit: bytes per thread block
 inline constexpr std::size_t kSiteCacheSize = 256;  // call sites a thread remembers as known
 inline constexpr std::size_t kHeldReserve = 32;     // held-list entries allocated at first
+// Band stamps: a stamp is epoch << kBandBits | offset. Full-path events take offset 0 of a fresh
+// epoch; a thread's cached steps take offsets 1 .. 2^kBandBits - 1 of the epoch they read, and
+// the thread opens a fresh epoch itself after that many in one band (one atomic increment per
+// 1,023 events at worst). A band jump costs two or three bytes of stamp delta once, where a
+// stamp that only counts costs one.
+inline constexpr int kBandBits = 10;
 
 // A lock the thread holds, as a forked child's log repeats it.
 struct HeldRecord {
@@ -90,6 +99,7 @@ struct RecordBuffer {
   std::atomic<std::size_t> committed{0};
   std::uint64_t sites[kSiteCacheSize] = {};  // call sites already handed to the recorder
   HeldList held;                              // this thread's held locks (for fork)
+  std::uint64_t last_seq = 0;                 // the thread's last stamp (Recorder::FastStamp)
   RecordBuffer* next = nullptr;               // registry (under the recorder's mutex)
 };
 
@@ -153,12 +163,12 @@ class Recorder {
   [[gnu::always_inline]] void PutFastAcquire(RecordBuffer* b, LockId lock, AcquireMode mode,
                                              bool trylock, std::uint64_t ip) {
     b->held.PushUnchecked({lock, kNoLock, ip, kNoStack, mode, trylock, 0});
-    b->enc.PutPlainAcquire(NextSeq(), lock, mode, trylock, ip);
+    b->enc.PutPlainAcquire(FastStamp(b), lock, mode, trylock, ip);
     b->committed.store(b->enc.size(), std::memory_order_release);
   }
   [[gnu::always_inline]] void PutFastRelease(RecordBuffer* b, LockId lock, std::uint64_t ip) {
     b->held.pop_back();
-    b->enc.PutPlainRelease(NextSeq(), lock, ip);
+    b->enc.PutPlainRelease(FastStamp(b), lock, ip);
     b->committed.store(b->enc.size(), std::memory_order_release);
   }
   void Cancel(const ThreadState& t, LockId lock);
@@ -196,26 +206,64 @@ class Recorder {
   void OpenLocked(bool root);
   void OpenPendingSlow();
   std::string FileName(bool root, int attempt) const;
-  // The next sequence number. While the process has only one thread (glibc's
-  // __libc_single_threaded, cleared by pthread_create before the second thread exists and
-  // covering the threads glibc starts itself), an xadd without the lock prefix: one
-  // instruction, so atomic with respect to a signal handler recording on the same thread, which
-  // is all that can interleave (glibc's own single-thread locks rely on the same). A new thread
-  // sees every stamp taken before pthread_create; from then on every thread uses `lock xadd`.
-  std::uint64_t NextSeq() {
+  // --- Band stamps ---
+  // Full-path events (everything not appended by PutFastAcquire / PutFastRelease: slow-path
+  // acquisitions and releases, init, destroy, set-class, cancel, contexts, thread start and
+  // exit, the fork snapshot, the end of the run) stamp NewBand(): a fresh epoch e, stamp
+  // e << kBandBits, unique and totally ordered with every other full-path stamp as the
+  // process-wide counter was. A cached step (the shim's fast path, which changes nothing but its
+  // own thread's held stack) reads the epoch g without writing it and stamps
+  // max(last + 1, (g << kBandBits) + 1), inside band g. So a cached step that happens after a
+  // full-path event (it read the epoch that event's increment wrote, or a later one) stamps above
+  // it, one that happens before it stamps below it (the increment reads at least the g the step
+  // read), and a thread's stamps increase. Cached steps of different threads inside one band may
+  // tie or merge in any order: each touches only its own thread's held stack, so any merge of
+  // them leaves the engine in the same state (docs/log-format.md "Ordering" has the argument).
+  //
+  // The increment: while the process has only one thread (glibc's __libc_single_threaded,
+  // cleared by pthread_create before the second thread exists and covering the threads glibc
+  // starts itself), an xadd without the lock prefix: one instruction, so atomic with respect to a
+  // signal handler recording on the same thread, which is all that can interleave (glibc's own
+  // single-thread locks rely on the same). A new thread sees every epoch taken before
+  // pthread_create; from then on every thread uses `lock xadd`.
+  std::uint64_t NewBand() {
 #if defined(__x86_64__)
     if (__libc_single_threaded) {
       std::uint64_t v = 1;
-      asm volatile("xaddq %0, %1" : "+r"(v), "+m"(seq_));
-      return v + 1;
+      asm volatile("xaddq %0, %1" : "+r"(v), "+m"(epoch_.value));
+      return (v + 1) << kBandBits;
     }
 #endif
-    return __atomic_fetch_add(&seq_, 1, __ATOMIC_RELAXED) + 1;
+    return (__atomic_fetch_add(&epoch_.value, 1, __ATOMIC_RELAXED) + 1) << kBandBits;
+  }
+  // A full-path event's stamp; `b`: the thread's buffer (null for the end-of-run record).
+  std::uint64_t SlowStamp(RecordBuffer* b) {
+    const std::uint64_t s = NewBand();
+    if (b != nullptr) b->last_seq = s;
+    return s;
+  }
+  // A cached step's stamp: a plain load of the epoch (its line is written only by full-path
+  // events), no shared write. `last` < (g + 1) << kBandBits always holds here (the thread's own
+  // stamps came from epochs it has seen), so only a thread that took 2^kBandBits - 1 steps in
+  // one band reaches the next band's first stamp and opens a band itself.
+  [[gnu::always_inline]] std::uint64_t FastStamp(RecordBuffer* b) {
+    const std::uint64_t floor = __atomic_load_n(&epoch_.value, __ATOMIC_RELAXED) << kBandBits;
+    std::uint64_t s = b->last_seq + 1;
+    if (s <= floor) s = floor + 1;
+    if (__builtin_expect(s - floor >= (std::uint64_t{1} << kBandBits), 0)) s = NewBand();
+    b->last_seq = s;
+    return s;
   }
 
   std::atomic<bool> enabled_{false};
   std::atomic<bool> open_pending_{false};  // forked child: the log is created at its first event
-  std::uint64_t seq_ = 0;  // only through NextSeq (atomic builtins or a one-instruction xadd)
+  // The epoch of band stamps, alone on its cache line: full-path events increment it (through
+  // NewBand: atomic builtins or a one-instruction xadd), cached steps only read it, so in the
+  // steady state the line stays shared in every core's cache.
+  struct alignas(64) EpochWord {
+    std::uint64_t value = 0;
+  };
+  EpochWord epoch_;
   std::mutex mu_;  // the file, the definitions buffer, the registry of thread buffers
   std::string base_path_;  // FILE, or DIR in directory mode
   bool directory_mode_ = false;

@@ -734,6 +734,82 @@ static void malloc_threads_ok(void) {
   take_ab();
 }
 
+/* --- Recorded order across threads (band stamps, docs/log-format.md "Ordering") -------------
+ * Threads hand over with semaphores, which lockgraph does not see: only the stamps order the
+ * threads' records in the log. */
+static sem_t band_go, band_done;
+
+/* A lock at a heap address (no symbol: its class is its init site) that one thread uses on the
+ * fast path thousands of times (more than one band of stamps) and another destroys and
+ * initialises again at another site, then takes in the opposite order against lock_a. The two
+ * inits are two classes: nothing to report, live or offline. Replayed out of order (a fast
+ * acquisition of the first thread after the re-init), it would be an A -> site-2 dependency and
+ * a false circular report, or a use of a destroyed lock. */
+static pthread_mutex_t *band_slot;
+static NOINLINE void band_init_first(void) { pthread_mutex_init(band_slot, NULL); }
+static NOINLINE void band_init_second(void) { pthread_mutex_init(band_slot, NULL); }
+static void *band_fast_user(void *arg) {
+  for (int i = 0; i < 3000; i++) lock2(&lock_a, band_slot);
+  sem_post(&band_go);
+  sem_wait(&band_done); /* still alive (no thread exit) while the other thread goes on */
+  return arg;
+}
+static void *band_reinit(void *arg) {
+  sem_wait(&band_go);
+  pthread_mutex_destroy(band_slot);
+  band_init_second();
+  lock2(band_slot, &lock_a);
+  sem_post(&band_done);
+  return arg;
+}
+static void band_reinit_other_thread_ok(void) {
+  band_slot = malloc(sizeof *band_slot);
+  band_init_first();
+  sem_init(&band_go, 0, 0);
+  sem_init(&band_done, 0, 0);
+  pthread_t t[2];
+  pthread_create(&t[0], NULL, band_fast_user, NULL);
+  pthread_create(&t[1], NULL, band_reinit, NULL);
+  pthread_join(t[0], NULL);
+  pthread_join(t[1], NULL);
+}
+
+/* One thread validates lock_a -> lock_b (the dependency's first acquisition, its site and
+ * stack) while the other waits; the other then takes the same chain through lock2, whose call
+ * sites it already knows, so its acquisitions go the fast path on the first one (the chain is
+ * in the engine's cache). main then takes lock_b -> lock_a: the report quotes the dependency as
+ * the first thread recorded it. Replayed out of order (the fast acquisitions first), the
+ * dependency would be the second thread's, without its stack: another report text. */
+static NOINLINE void band_validate_ab(void) {
+  pthread_mutex_lock(&lock_a);
+  pthread_mutex_lock(&lock_b);
+  pthread_mutex_unlock(&lock_b);
+  pthread_mutex_unlock(&lock_a);
+}
+static void *band_validator(void *arg) {
+  band_validate_ab();
+  sem_post(&band_go);
+  return arg;
+}
+static void *band_follower(void *arg) {
+  for (int i = 0; i < 10; i++) lock2(&lock_c, &lock_d); /* lock2's call sites, known */
+  sem_post(&band_done);
+  sem_wait(&band_go);
+  for (int i = 0; i < 2000; i++) lock2(&lock_a, &lock_b);
+  return arg;
+}
+static void band_chain_handoff(void) {
+  sem_init(&band_go, 0, 0);
+  sem_init(&band_done, 0, 0);
+  pthread_t t[2];
+  pthread_create(&t[0], NULL, band_follower, NULL);
+  sem_wait(&band_done); /* the follower is ready before the chain is validated */
+  pthread_create(&t[1], NULL, band_validator, NULL);
+  pthread_join(t[0], NULL);
+  pthread_join(t[1], NULL);
+  take_ba();
+}
+
 struct entry {
   const char *name;
   body_fn fn;
@@ -775,7 +851,7 @@ static const struct entry entries[] = {
     E(malloc_threads_ok), E(use_after_destroy), E(destroy_reinit_ok), E(bad_unlock_two_classes),
     E(sigsuspend_handler_ok), E(pselect_handler_ok), E(ppoll_handler_ok), E(epoll_pwait_handler_ok),
     E(sigsuspend_handler_then_unblocked), E(sigwait_family_ok), E(signal_resethand_ok),
-    E(signal_resethand_reinstalled),
+    E(signal_resethand_reinstalled), E(band_reinit_other_thread_ok), E(band_chain_handoff),
 #undef E
 };
 

@@ -841,6 +841,80 @@ TEST(LockgraphRun, RecordDefinesEachStackOnce) {
   unlink(log.c_str());
 }
 
+// Report text without blank lines (the live run separates reports with one, analyze does not).
+std::string WithoutBlankLines(const std::string& text) {
+  std::istringstream in(text);
+  std::string line, out;
+  while (std::getline(in, line))
+    if (!line.empty()) out += line + "\n";
+  return out;
+}
+
+// Records `name` under `lockgraph run --record`, analyzes the log, and expects the live report
+// text from the offline analysis; returns the live report (stderr through --log-file) and the
+// number of records the recorder's fast path stamped (a stamp inside a band: not a multiple of
+// 2^10, runtime/src/recorder.h kBandBits), so a test can check it exercised that path.
+struct LiveAndOffline {
+  std::string live;
+  int fast_stamped = 0;
+};
+LiveAndOffline ExpectOfflineEqualsLive(const std::string& name) {
+  LiveAndOffline result;
+  const std::string log = TempPath(name) + ".lglog", live = TempPath(name) + ".live";
+  RunResult r = RunCli({"--record", log, "--log-file", live, "--", LG_CASES, name});
+  EXPECT_THAT(r.out, HasSubstr(name + ": done")) << Shown(r);
+  result.live = ReadFile(live);
+  RunResult analyzed = RunProgram({LG_CLI, "analyze", log});
+  EXPECT_EQ(analyzed.exit_code, result.live.find("WARNING") == std::string::npos ? 0 : 1)
+      << Shown(analyzed);
+  EXPECT_EQ(WithoutBlankLines(analyzed.out), WithoutBlankLines(result.live)) << Shown(analyzed);
+  EXPECT_THAT(analyzed.err, Not(HasSubstr("error"))) << Shown(analyzed);
+  const std::string bytes = ReadFile(log);
+  std::span<const std::uint8_t> file(reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                     bytes.size());
+  lockgraph::logfmt::BinaryScanner scanner(file);
+  lockgraph::logfmt::FileHeader header;
+  lockgraph::logfmt::DecodeError error;
+  scanner.ReadHeader(&header, &error);
+  lockgraph::logfmt::BlockView block;
+  for (;;) {
+    auto next = scanner.NextBlock(&block, &error);
+    if (next == lockgraph::logfmt::BinaryScanner::Next::kEnd) break;
+    if (next != lockgraph::logfmt::BinaryScanner::Next::kBlock) continue;
+    lockgraph::logfmt::BlockDecoder decoder(block);
+    lockgraph::logfmt::Event e;
+    while (decoder.Next(&e, &error))
+      if (!lockgraph::logfmt::IsDefinition(e.type) && e.seq % 1024 != 0) ++result.fast_stamped;
+  }
+  if (!::testing::Test::HasFailure()) {
+    unlink(log.c_str());
+    unlink(live.c_str());
+  }
+  return result;
+}
+
+// Band stamps (docs/log-format.md "Ordering"): a thread's fast-path acquisitions of a lock,
+// thousands of them (more than one band), then another thread destroys the lock and initialises
+// it again at another site (another class) and takes it against lock_a in the other order. Only
+// the stamps order the two threads (they hand over through semaphores): replayed out of order,
+// a fast acquisition after the re-init would make a circular report the live run did not make.
+TEST(LockgraphRun, RecordedFastPathBeforeAnotherThreadsReinitReplaysInOrder) {
+  LiveAndOffline r = ExpectOfflineEqualsLive("band_reinit_other_thread_ok");
+  EXPECT_THAT(r.live, Not(HasSubstr("WARNING"))) << r.live;
+  EXPECT_GT(r.fast_stamped, 2048);  // the first thread's loop went the fast path
+}
+
+// The other direction: one thread validates lock_a -> lock_b, then another takes the same chain
+// on the fast path at once (the chain is cached), and main inverts it. The report quotes the
+// dependency as the validating thread took it (its stack); replayed with the fast acquisitions
+// first, the offline report would quote the other thread's, without a stack.
+TEST(LockgraphRun, RecordedFastPathAfterAnotherThreadsValidationReplaysInOrder) {
+  LiveAndOffline r = ExpectOfflineEqualsLive("band_chain_handoff");
+  EXPECT_THAT(r.live, HasSubstr("WARNING: possible circular locking dependency")) << r.live;
+  EXPECT_THAT(r.live, HasSubstr("band_validate_ab")) << r.live;
+  EXPECT_GT(r.fast_stamped, 2000);
+}
+
 TEST(LockgraphRun, RecordSurvivesKillUpToTheLastCompleteBlock) {
   const std::string log = TempPath("kill") + ".lglog";
   // Many events, then SIGKILL: no exit handler runs, the block being filled is lost.

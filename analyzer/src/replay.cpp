@@ -212,6 +212,27 @@ std::uint64_t Replayer::Replay(const LoadedLog& log, RunId run, Progress* progre
 
 // --- Block replay (the pipeline) ---------------------------------------------------------------
 
+void HandleTable::Erase(LockId lock) {
+  std::size_t i = Home(lock);
+  for (;; i = (i + 1) & mask_) {
+    if (entries_[i].lock == kNoLock) return;
+    if (entries_[i].lock == lock) break;
+  }
+  // Linear probing without tombstones: each later entry of the run moves into the hole unless
+  // its home lies cyclically in (hole, its place], where it would no longer be found.
+  for (std::size_t j = i;;) {
+    j = (j + 1) & mask_;
+    if (entries_[j].lock == kNoLock) break;
+    const std::size_t k = Home(entries_[j].lock);
+    const bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+    if (stays) continue;
+    entries_[i] = entries_[j];
+    i = j;
+  }
+  entries_[i] = Entry{};
+  --used_;
+}
+
 void HandleTable::Rehash(std::size_t n) {
   std::vector<Entry> old;
   old.swap(entries_);
@@ -399,11 +420,11 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, 
       case RecordType::kLockInit:
         // A new instance: its handle is taken afresh at its next acquisition (the engine
         // re-binds the slot of a lock it still remembers, but one it forgot gets a new slot).
-        handles_.Forget(map(r.x));
+        handles_.Erase(map(r.x));
         engine.InitLock(Current(), map(r.x), Class(r.index), map(r.y), map(r.z));
         break;
       case RecordType::kLockDestroy:
-        handles_.Forget(map(r.x));
+        handles_.Erase(map(r.x));
         engine.DestroyLock(Current(), map(r.x), map(r.y), nullptr, map(r.z));
         break;
       case RecordType::kLockSetClass:

@@ -67,6 +67,8 @@ struct DecodedBlock;
 // mutex, kept here beside the replay (an open-addressing table, replay thread only). An entry
 // may be stale (the lock destroyed, re-initialised, its slot recycled): the engine checks a
 // handle against the instance it names and falls back, so a stale handle costs only speed.
+// Entries are erased at the lock's destroy and init records, so the table holds the locks that
+// are live (and acquired since their init), not every address a long log ever used.
 class HandleTable {
  public:
   HandleTable() { Rehash(1024); }
@@ -86,14 +88,8 @@ class HandleTable {
       }
     }
   }
-  // Forgets the handle of `lock`, if one is kept (the entry stays, with no handle).
-  void Forget(LockId lock) {
-    for (std::size_t i = Home(lock);; i = (i + 1) & mask_) {
-      Entry& e = entries_[i];
-      if (e.lock == lock) e.handle = 0;
-      if (e.lock == lock || e.lock == kNoLock) return;
-    }
-  }
+  // Removes the entry of `lock`, if any.
+  void Erase(LockId lock);
   // The handle kept for `lock` (0 if none), without making an entry.
   InstanceHandle Peek(LockId lock) const {
     for (std::size_t i = Home(lock);; i = (i + 1) & mask_) {

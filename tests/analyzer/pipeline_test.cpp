@@ -632,6 +632,40 @@ TEST_F(Pipeline, DamagedBlockInAMergedLogFallsBackToTwoPass) {
   EXPECT_FALSE(fast.reports.empty());
 }
 
+// Replay's table of instance handles against a map: entries made, read and erased in a random
+// order over clustered lock ids (adjacent mutexes), through several growths; erasing must keep
+// every other entry findable (no tombstones) and the size must follow.
+TEST(HandleTable, FindsWhatWasStoredAfterEraseAndGrowth) {
+  HandleTable table;
+  std::map<LockId, InstanceHandle> model;
+  std::mt19937_64 rng(7);
+  for (int step = 0; step < 200000; ++step) {
+    const LockId lock = 0x10000 + 40 * (rng() % 6000);
+    switch (rng() % 4) {
+      case 0:
+      case 1: {
+        const InstanceHandle h = (rng() | 1) & 0xffffffffffff;
+        table[lock] = h;
+        model[lock] = h;
+        break;
+      }
+      case 2:
+        table.Erase(lock);
+        model.erase(lock);
+        break;
+      default: {
+        auto it = model.find(lock);
+        ASSERT_EQ(table.Peek(lock), it == model.end() ? 0 : it->second) << "step " << step;
+      }
+    }
+    ASSERT_EQ(table.size(), model.size()) << "step " << step;
+  }
+  for (const auto& [lock, h] : model) ASSERT_EQ(table.Peek(lock), h);
+  for (const auto& [lock, h] : model) table.Erase(lock);
+  EXPECT_EQ(table.size(), 0u);
+  EXPECT_EQ(table.Peek(0x10000), 0u);
+}
+
 // A pool of 200 locks taken in pairs, enough distinct steps that the thread's 64-entry memo
 // misses and the pipeline's replay finds instances by their handles (replay.cpp): two lock
 // addresses are destroyed and reused as another class while replay holds their handles, one

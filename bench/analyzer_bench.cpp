@@ -122,10 +122,13 @@ std::string Encode(const std::vector<Event>& events, bool with_seq) {
   return file;
 }
 
-// As the recorder writes a multi-threaded program: every event stamped from one counter, each
-// thread's records in a buffer of its own written out as a block when full (the definitions
-// written first), the threads' last partial blocks at the end, then the end-of-run record. The
-// threads' blocks interleave in the file, so `lockgraph analyze` merges them by stamp.
+// As the recorder writes a multi-threaded program: each thread's records in a buffer of its own
+// written out as a block when full (the definitions written first), the threads' last partial
+// blocks at the end, then the end-of-run record. The threads' blocks interleave in the file, so
+// `lockgraph analyze` merges them by stamp. Every event is stamped from one counter, as the
+// recorder stamps its full-path events (and stamped every event before band stamps): the
+// finest interleave, the merge's worst case; fast-path events of one band stamp per thread
+// (docs/log-format.md "Ordering") and interleave more coarsely.
 std::string EncodePerThread(const std::vector<Event>& events) {
   constexpr std::size_t kThreadBlock = 32 * 1024, kDefsBlock = 64 * 1024;  // as the recorder's
   FileHeader h;

@@ -96,7 +96,7 @@ void CheckFastDecoder(const BlockView& block) {
 
 // The merged reader's block index must agree with the decoder: a block it reads as stamped has
 // the first stamp (or no events) the decoder finds in it, whenever the decoder accepts it.
-void CheckIndex(std::span<const std::uint8_t> file, std::size_t at) {
+void CheckIndex(std::span<const std::uint8_t> file, std::size_t at, std::uint16_t version) {
   using lockgraph::analyzer::DecodedBlock;
   using lockgraph::analyzer::IndexedBlock;
   std::vector<IndexedBlock> index;
@@ -104,7 +104,7 @@ void CheckIndex(std::span<const std::uint8_t> file, std::size_t at) {
   static DecodedBlock decoded;
   for (const IndexedBlock& b : index) {
     BlockView view;
-    if (!lockgraph::analyzer::CheckIndexedBlock(file, b, &view)) continue;
+    if (!lockgraph::analyzer::CheckIndexedBlock(file, b, version, &view)) continue;
     DecodeError err;
     lockgraph::analyzer::DecodeBlock(view, &decoded, &err);
     if (!err.message.empty()) continue;
@@ -133,13 +133,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // The same payload framed as a block with a valid CRC, for the index.
     auto& buf = Scratch();
     std::copy(file.begin(), file.end(), buf.begin() + kBlockHeaderSize);
-    CheckIndex(SealBlock(buf.data(), kBlockHeaderSize + size, 0), 0);
+    CheckIndex(SealBlock(buf.data(), kBlockHeaderSize + size, 0), 0, kBinaryVersion);
   }
   BinaryScanner scan(file);
   FileHeader header;
   DecodeError err;
   if (scan.ReadHeader(&header, &err) == BinaryScanner::HeaderResult::kFatal) return 0;
-  CheckIndex(file, scan.offset());
+  CheckIndex(file, scan.offset(), scan.version());
   BlockView block;
   std::vector<Event> events;
   for (int guard = 0; guard < 1 << 20; ++guard) {

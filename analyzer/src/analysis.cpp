@@ -174,8 +174,9 @@ void MergeTables(DecodedBlock* b, LoadedLog* log, TableOrigins* origins) {
 // definitions only first, then by first stamp, ties by file position), with the checks and
 // counters of LoadLog's first pass. Any damage found on the way (a CRC mismatch, a bad record)
 // marks the channel for the two-pass path, which reports it as the file-order reader does.
-void StreamMergedLog(LoadedLog* log, const std::vector<IndexedBlock>& index, LogChannel* ch,
-                     BlockPool* pool, Progress* progress) {
+void StreamMergedLog(LoadedLog* log, std::uint16_t version,
+                     const std::vector<IndexedBlock>& index, LogChannel* ch, BlockPool* pool,
+                     Progress* progress) {
   const auto bytes = log->file.bytes();
   std::vector<std::uint32_t> order(index.size());
   for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -190,7 +191,7 @@ void StreamMergedLog(LoadedLog* log, const std::vector<IndexedBlock>& index, Log
   TableOrigins origins;
   logfmt::DecodeError err;
   for (std::uint32_t i : order) {
-    if (!CheckIndexedBlock(bytes, index[i], &views[i])) {
+    if (!CheckIndexedBlock(bytes, index[i], version, &views[i])) {
       ch->SetNeedsTwoPass();
       ch->Finish();
       return;
@@ -242,7 +243,7 @@ void StreamBinaryLog(LoadedLog* log, LogChannel* ch, BlockPool* pool, Progress* 
   {
     std::vector<IndexedBlock> index;
     if (IndexStampedBlocks(bytes, scan.offset(), &index)) {
-      StreamMergedLog(log, index, ch, pool, progress);
+      StreamMergedLog(log, scan.version(), index, ch, pool, progress);
       return;
     }
   }

@@ -3,7 +3,6 @@
 // errors and the partial contents the codec defines.
 #include "block_decode.h"
 
-#include <zlib.h>
 
 #include <algorithm>
 #include <cstring>
@@ -547,11 +546,11 @@ bool IndexStampedBlocks(std::span<const std::uint8_t> file, std::size_t at,
 }
 
 bool CheckIndexedBlock(std::span<const std::uint8_t> file, const IndexedBlock& block,
-                       logfmt::BlockView* view) {
+                       std::uint16_t version, logfmt::BlockView* view) {
   const std::uint8_t* p = file.data() + block.offset;
-  uLong crc = crc32(0, p + 4, 8);
-  crc = crc32(crc, p + logfmt::kBlockHeaderSize, block.length);
-  if (static_cast<std::uint32_t>(crc) != LoadLE32(p + 12)) return false;
+  std::uint32_t crc = logfmt::LogChecksum(version, 0, p + 4, 8);
+  crc = logfmt::LogChecksum(version, crc, p + logfmt::kBlockHeaderSize, block.length);
+  if (crc != LoadLE32(p + 12)) return false;
   view->offset = block.offset;
   view->number = LoadLE32(p + 8);
   view->payload = file.subspan(block.offset + logfmt::kBlockHeaderSize, block.length);

@@ -124,9 +124,10 @@ bool IndexStampedBlocks(std::span<const std::uint8_t> file, std::size_t at,
                         std::vector<IndexedBlock>* blocks);
 
 // True when the block at `block.offset` of `file` (its header and payload there) has a matching
-// CRC, as logfmt::BinaryScanner checks it; then *view is the block.
+// checksum (of format `version`, the file header's), as logfmt::BinaryScanner checks it; then
+// *view is the block.
 bool CheckIndexedBlock(std::span<const std::uint8_t> file, const IndexedBlock& block,
-                       logfmt::BlockView* view);
+                       std::uint16_t version, logfmt::BlockView* view);
 
 }  // namespace lockgraph::analyzer
 

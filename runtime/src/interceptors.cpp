@@ -418,10 +418,10 @@ bool RwlockStamped(pthread_rwlock_t* l) {
 // Inlined into each interposer, so the request's mode and trylock bit are constants there.
 // With --record (the thread validated for the recorded fast path): the engine's cached step and
 // the record appended inline to the thread's block (Recorder::PutFastAcquire), or neither (false:
-// the full hook runs and records through the recorder's own path).
+// the full hook runs and records through the recorder's own path). Called with the fast path
+// entered (TryEnterFastEither said kRecorded); leaves it.
 [[gnu::noinline]] bool RecordedAcquireFast(void* lock, AcquireMode mode, bool trylock,
                                            std::uint64_t ip, InstanceHandle handle) {
-  if (!TryEnterFast</*kRecording=*/true>()) return false;
   engine_internal::ThreadCache* tc = tls.fast_cache;
   const auto id = reinterpret_cast<LockId>(lock);
   Recorder& recorder = g_runtime->recorder;
@@ -435,7 +435,6 @@ bool RwlockStamped(pthread_rwlock_t* l) {
   return done;
 }
 [[gnu::noinline]] bool RecordedReleaseFast(void* lock, std::uint64_t ip) {
-  if (!TryEnterFast</*kRecording=*/true>()) return false;
   engine_internal::ThreadCache* tc = tls.fast_cache;
   const auto id = reinterpret_cast<LockId>(lock);
   Recorder& recorder = g_runtime->recorder;
@@ -449,7 +448,10 @@ bool RwlockStamped(pthread_rwlock_t* l) {
 [[gnu::always_inline]] inline bool AcquireFast(void* lock, AcquireMode mode, bool trylock,
                                                std::uint64_t ip, InstanceHandle handle = 0) {
   if (InAllocatorHull(ip)) return false;
-  if (!TryEnterFast()) return RecordedAcquireFast(lock, mode, trylock, ip, handle);
+  const FastEntry entry = TryEnterFastEither();
+  if (entry != FastEntry::kPlain) {
+    return entry == FastEntry::kRecorded && RecordedAcquireFast(lock, mode, trylock, ip, handle);
+  }
   const auto id = reinterpret_cast<LockId>(lock);
   // The memo hit inline; the rest of the engine's cached path (a lock without a handle, a memo
   // miss) out of line.
@@ -464,7 +466,10 @@ bool RwlockStamped(pthread_rwlock_t* l) {
 // Release of a lock the thread holds innermost in the engine.
 [[gnu::always_inline]] inline bool ReleaseFast(void* lock, std::uint64_t ip) {
   if (InAllocatorHull(ip)) return false;
-  if (!TryEnterFast()) return RecordedReleaseFast(lock, ip);
+  const FastEntry entry = TryEnterFastEither();
+  if (entry != FastEntry::kPlain) {
+    return entry == FastEntry::kRecorded && RecordedReleaseFast(lock, ip);
+  }
   const bool done =
       engine_internal::TryReleaseInnermost(*tls.fast_cache, reinterpret_cast<LockId>(lock));
   LeaveFast();

@@ -185,6 +185,24 @@ template <bool kRecording = false>
   }
   return true;
 }
+// The interposers' entry: one guard and generation check for both fast paths. kPlain as
+// TryEnterFast(), kRecorded as TryEnterFast<true>() (the guard set either way), kNone with the
+// guard untouched. The plain path's instructions are TryEnterFast()'s; a recording thread pays
+// the one extra compare on the branch the plain path leaves by, instead of a second entry.
+enum class FastEntry { kNone, kPlain, kRecorded };
+[[gnu::always_inline]] inline FastEntry TryEnterFastEither() {
+  const std::uint64_t mine = tls.fast_gen;
+  if (tls.guard != 0) return FastEntry::kNone;
+  tls.guard = 1;
+  if (g_use_membarrier) std::atomic_signal_fence(std::memory_order_seq_cst);
+  else std::atomic_thread_fence(std::memory_order_seq_cst);
+  const std::uint64_t gen = g_fast_gen.load(std::memory_order_acquire);
+  if (__builtin_expect(gen == mine, 1)) return FastEntry::kPlain;
+  if ((gen | kFastGenRecording) == mine) return FastEntry::kRecorded;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  __atomic_store_n(&tls.guard, 0, __ATOMIC_RELEASE);
+  return FastEntry::kNone;
+}
 [[gnu::always_inline]] inline void LeaveFast() {
   std::atomic_signal_fence(std::memory_order_seq_cst);
   __atomic_store_n(&tls.guard, 0, __ATOMIC_RELEASE);

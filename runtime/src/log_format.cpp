@@ -2,8 +2,12 @@
 #include "lockgraph/log_format.h"
 
 #include <zlib.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <functional>
 #include <tuple>
@@ -51,9 +55,67 @@ std::uint16_t GetLE16(const std::uint8_t* p) {
   return static_cast<std::uint16_t>(p[0] | p[1] << 8);
 }
 
-std::uint32_t Crc(std::uint32_t crc, const std::uint8_t* p, std::size_t n) {
+// zlib's CRC-32, the checksum of format version 1 (read only).
+std::uint32_t ZlibCrc(std::uint32_t crc, const std::uint8_t* p, std::size_t n) {
   // zlib's crc32 takes uInt lengths; blocks are far below 4 GiB.
   return static_cast<std::uint32_t>(::crc32(crc, p, static_cast<uInt>(n)));
+}
+
+// CRC-32C tables for eight bytes at a time: kCrc32cTable[k][b] is the register after feeding
+// byte b followed by k zero bytes, so eight table look-ups advance the register by eight bytes.
+struct Crc32cTables {
+  std::uint32_t t[8][256];
+};
+constexpr Crc32cTables MakeCrc32cTables() {
+  Crc32cTables tables{};
+  for (std::uint32_t b = 0; b < 256; ++b) {
+    std::uint32_t r = b;
+    for (int bit = 0; bit < 8; ++bit) r = (r >> 1) ^ (0x82f63b78u & (0u - (r & 1)));
+    tables.t[0][b] = r;
+  }
+  for (int k = 1; k < 8; ++k)
+    for (std::uint32_t b = 0; b < 256; ++b) {
+      const std::uint32_t prev = tables.t[k - 1][b];
+      tables.t[k][b] = (prev >> 8) ^ tables.t[0][prev & 0xff];
+    }
+  return tables;
+}
+constexpr Crc32cTables kCrc32c = MakeCrc32cTables();
+
+#if defined(__x86_64__)
+// The SSE4.2 crc32 instruction computes exactly this CRC: eight bytes per instruction, one
+// dependent chain (about 2.7 bytes per cycle at its 3-cycle latency).
+__attribute__((target("sse4.2"))) std::uint32_t Crc32cSse42(std::uint32_t crc,
+                                                              const std::uint8_t* p,
+                                                              std::size_t n) {
+  std::uint64_t r = ~crc;
+  for (; n >= 8; n -= 8, p += 8) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    r = __builtin_ia32_crc32di(r, v);
+  }
+  auto r32 = static_cast<std::uint32_t>(r);
+  for (; n > 0; --n) r32 = __builtin_ia32_crc32qi(r32, *p++);
+  return ~r32;
+}
+
+// 0: not looked at yet, 1: no SSE4.2, 2: SSE4.2. A race only repeats the look-up.
+std::atomic<int> g_crc32c_hw{0};
+bool HaveSse42() {
+  int known = g_crc32c_hw.load(std::memory_order_relaxed);
+  if (known == 0) {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool sse42 = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_SSE4_2) != 0;
+    known = sse42 ? 2 : 1;
+    g_crc32c_hw.store(known, std::memory_order_relaxed);
+  }
+  return known == 2;
+}
+#endif
+
+// The checksum this lockgraph writes (kBinaryVersion's).
+std::uint32_t Crc(std::uint32_t crc, const std::uint8_t* p, std::size_t n) {
+  return Crc32c(crc, p, n);
 }
 
 // Bounded writer over caller memory: every Put checks capacity, nothing allocates.
@@ -130,6 +192,31 @@ struct Reader {
 };
 
 }  // namespace
+
+std::uint32_t Crc32cPortable(std::uint32_t crc, const std::uint8_t* p, std::size_t n) {
+  const auto& t = kCrc32c.t;
+  std::uint32_t r = ~crc;
+  for (; n >= 8; n -= 8, p += 8) {
+    const std::uint32_t lo = r ^ (std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 |
+                                  std::uint32_t{p[2]} << 16 | std::uint32_t{p[3]} << 24);
+    r = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^ t[5][(lo >> 16) & 0xff] ^ t[4][lo >> 24] ^
+        t[3][p[4]] ^ t[2][p[5]] ^ t[1][p[6]] ^ t[0][p[7]];
+  }
+  for (; n > 0; --n) r = (r >> 8) ^ t[0][(r ^ *p++) & 0xff];
+  return ~r;
+}
+
+std::uint32_t Crc32c(std::uint32_t crc, const std::uint8_t* p, std::size_t n) {
+#if defined(__x86_64__)
+  if (HaveSse42()) return Crc32cSse42(crc, p, n);
+#endif
+  return Crc32cPortable(crc, p, n);
+}
+
+std::uint32_t LogChecksum(std::uint16_t version, std::uint32_t crc, const std::uint8_t* p,
+                          std::size_t n) {
+  return version == 1 ? ZlibCrc(crc, p, n) : Crc32c(crc, p, n);
+}
 
 std::string_view RecordTypeName(RecordType type) {
   switch (type) {
@@ -265,13 +352,15 @@ BinaryScanner::HeaderResult BinaryScanner::ReadHeader(FileHeader* header, Decode
     return HeaderResult::kFatal;
   }
   std::uint16_t version = GetLE16(p + 8);
-  if (version != kBinaryVersion) {
+  if (version < kOldestBinaryVersion || version > kBinaryVersion) {
     error->offset = 8;
     error->message = "unsupported log format version " + std::to_string(version) +
-                     " (this lockgraph reads version " + std::to_string(kBinaryVersion) + ")";
+                     " (this lockgraph reads versions " + std::to_string(kOldestBinaryVersion) +
+                     " to " + std::to_string(kBinaryVersion) + ")";
     at_end_ = true;
     return HeaderResult::kFatal;
   }
+  version_ = version;
   std::uint32_t len = GetLE32(p + 12);
   if (len > kMaxFileHeaderPayload) {
     error->offset = 12;
@@ -286,7 +375,8 @@ BinaryScanner::HeaderResult BinaryScanner::ReadHeader(FileHeader* header, Decode
     return HeaderResult::kFatal;
   }
   std::uint32_t want = GetLE32(p + kFileHeaderFixedSize + len);
-  std::uint32_t got = Crc(Crc(0, p, kFileHeaderFixedSize), p + kFileHeaderFixedSize, len);
+  std::uint32_t got = LogChecksum(version, LogChecksum(version, 0, p, kFileHeaderFixedSize),
+                                  p + kFileHeaderFixedSize, len);
   pos_ = kFileHeaderFixedSize + len + 4;
   if (want != got) {
     error->offset = 0;
@@ -527,7 +617,8 @@ bool BinaryScanner::ValidBlockAt(std::size_t at, BlockView* block) const {
   if (std::memcmp(p, kBlockMagic, 4) != 0) return false;
   std::uint32_t len = GetLE32(p + 4);
   if (len == 0 || len > kMaxBlockPayload || n - at - kBlockHeaderSize < len) return false;
-  std::uint32_t crc = Crc(Crc(0, p + 4, 8), p + kBlockHeaderSize, len);
+  std::uint32_t crc =
+      LogChecksum(version_, LogChecksum(version_, 0, p + 4, 8), p + kBlockHeaderSize, len);
   if (crc != GetLE32(p + 12)) return false;
   block->offset = at;
   block->number = GetLE32(p + 8);

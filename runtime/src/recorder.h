@@ -118,6 +118,10 @@ class Recorder {
   // followed.
   void Start(const std::string& path, const ReportSymbolizer* symbolizer);
   bool enabled() const { return enabled_.load(std::memory_order_relaxed); }
+  // A forked child whose log is still to be created (at its first event, by the full hook):
+  // ValidateFastPath refuses the recorded fast path meanwhile, so that path need not check.
+  // Set only in AfterForkChild, before the runtime invalidates the fast path.
+  bool open_pending() const { return open_pending_.load(std::memory_order_relaxed); }
   // The process the open log belongs to.
   int pid() const { return pid_; }
 
@@ -141,21 +145,18 @@ class Recorder {
   // calling thread's block when it can take the record inline, else null (the full hook must
   // run then, which records through Acquire / Release). Inline means: the thread has a block
   // whose current thread is its own, with room for a lock record, the call site already known,
-  // room in the held list (a release: its innermost entry is the lock), no log still to open.
+  // room in the held list (a release: its innermost entry is the lock); no log still to open
+  // (ValidateFastPath checks that, see open_pending()).
   // Then PutFastAcquire / PutFastRelease write the record, the same bytes Acquire / Release
   // would, with no call, no lock and no allocation.
   RecordBuffer* FastBufferForAcquire(std::uint64_t ip) const {
     RecordBuffer* b = t_record_buffer;
-    if (b == nullptr || !b->ReadyFor(ip) || b->held.full() ||
-        open_pending_.load(std::memory_order_relaxed)) {
-      return nullptr;
-    }
+    if (b == nullptr || !b->ReadyFor(ip) || b->held.full()) return nullptr;
     return b;
   }
   RecordBuffer* FastBufferForRelease(LockId lock, std::uint64_t ip) const {
     RecordBuffer* b = t_record_buffer;
-    if (b == nullptr || !b->ReadyFor(ip) || b->held.empty() || b->held.back().lock != lock ||
-        open_pending_.load(std::memory_order_relaxed)) {
+    if (b == nullptr || !b->ReadyFor(ip) || b->held.empty() || b->held.back().lock != lock) {
       return nullptr;
     }
     return b;

@@ -443,7 +443,7 @@ void ValidateFastPath(Runtime* rt, std::uint64_t gen) {
       !g_allocator_ranges_known.load(std::memory_order_acquire) ||
       tls.handled_gen != HandledSignalsGeneration() ||
       rt->deferred_count.load(std::memory_order_acquire) != 0 ||
-      !rt->options.intercept.load(std::memory_order_relaxed)) {
+      !rt->options.intercept.load(std::memory_order_relaxed) || rt->recorder.open_pending()) {
     return;
   }
   tls.fast_state = tls.record->state.get();

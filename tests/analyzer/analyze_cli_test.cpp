@@ -86,6 +86,30 @@ TEST_F(AnalyzeCli, AbbaSplitAcrossTwoRunsIsOneCircularFindingNamingBothRuns) {
   EXPECT_NE(r.err.find("1 new finding"), std::string::npos) << r.err;
 }
 
+// Logs of binary format version 1 (zlib's CRC-32, before version 2's CRC-32C), as an older
+// lockgraph recorded them, are analyzed as before, damage included.
+TEST_F(AnalyzeCli, VersionOneBinaryLogsAreStillAnalyzed) {
+  const std::string corpus = LOCKGRAPH_CORPUS_DIR "/binary/";
+  Result r = Run("analyze '" + corpus + "abba_transfer.lglog' '" + corpus + "abba_audit.lglog'");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(Count(r.out, "WARNING: possible circular locking dependency detected"), 1) << r.out;
+  EXPECT_NE(r.out.find("(A)"), std::string::npos);
+  EXPECT_NE(r.out.find("(B)"), std::string::npos);
+  EXPECT_NE(r.err.find("1 new finding (2 runs analyzed, 16 events)"), std::string::npos) << r.err;
+  std::string old = ReadFile(corpus + "abba_transfer.lglog");
+  ASSERT_EQ(old[8], 1);
+  const std::size_t block = old.find("LGBK");
+  ASSERT_NE(block, std::string::npos);
+  old[block + 20] ^= 0x10;
+  WriteFile(dir_ / "damaged.lglog", old);
+  Result d = Run("analyze damaged.lglog");
+  EXPECT_EQ(d.exit_code, 2) << d.err;
+  EXPECT_NE(d.err.find("damaged.lglog: offset " + std::to_string(block) +
+                       ": corrupt block (CRC mismatch)"),
+            std::string::npos)
+      << d.err;
+}
+
 TEST_F(AnalyzeCli, EachHalfAloneIsClean) {
   for (const char* half : {"abba_transfer.txt", "abba_audit.txt", "clean.txt"}) {
     Result r = Run("analyze " + Scenario(half));

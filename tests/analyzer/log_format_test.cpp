@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -297,13 +300,18 @@ TEST(LogFormat, TruncatedTailStopsCleanly) {
 
 TEST(LogFormat, WrongVersionAndNotALogAreFatal) {
   std::string file = EncodeFile(SampleEvents(), false, 64 * 1024);
-  std::string v2 = file;
-  v2[8] = 2;
-  Decoded d = DecodeFile(v2);
-  EXPECT_EQ(d.header_result, BinaryScanner::HeaderResult::kFatal);
-  ASSERT_FALSE(d.errors.empty());
-  EXPECT_NE(d.errors[0].message.find("unsupported log format version 2"), std::string::npos);
-  EXPECT_TRUE(d.events.empty());
+  for (int version : {0, 3, 0x100}) {
+    std::string other = file;
+    other[8] = static_cast<char>(version & 0xff);
+    other[9] = static_cast<char>(version >> 8);
+    Decoded d = DecodeFile(other);
+    EXPECT_EQ(d.header_result, BinaryScanner::HeaderResult::kFatal);
+    ASSERT_FALSE(d.errors.empty());
+    EXPECT_EQ(d.errors[0].message, "unsupported log format version " + std::to_string(version) +
+                                       " (this lockgraph reads versions 1 to 2)");
+    EXPECT_EQ(d.errors[0].offset, 8u);
+    EXPECT_TRUE(d.events.empty());
+  }
   Decoded junk = DecodeFile("hello world, this is not a log\n");
   EXPECT_EQ(junk.header_result, BinaryScanner::HeaderResult::kFatal);
   EXPECT_NE(junk.errors[0].message.find("not a lockgraph log"), std::string::npos);
@@ -313,6 +321,127 @@ TEST(LogFormat, WrongVersionAndNotALogAreFatal) {
   EXPECT_EQ(DetectFormat(head(file)), Format::kBinary);
   EXPECT_EQ(DetectFormat(head("# scenario\nlockgraph-text 1\n")), Format::kText);
   EXPECT_EQ(DetectFormat(head("ELF")), Format::kUnknown);
+}
+
+// The CRC-32C of the format (the SSE4.2 instruction where the CPU has it) is the table-driven
+// one, on the standard check value and on random inputs of every length and alignment, chained
+// or in one go.
+TEST(LogFormat, Crc32cIsTheCastagnoliCrcOnEveryInput) {
+  const std::string check = "123456789";
+  const auto* c = reinterpret_cast<const std::uint8_t*>(check.data());
+  EXPECT_EQ(Crc32cPortable(0, c, check.size()), 0xe3069283u);
+  EXPECT_EQ(Crc32c(0, c, check.size()), 0xe3069283u);
+  EXPECT_EQ(Crc32c(0, c, 0), 0u);
+  EXPECT_EQ(LogChecksum(2, 0, c, check.size()), 0xe3069283u);
+  EXPECT_EQ(LogChecksum(1, 0, c, check.size()), 0xcbf43926u);  // zlib's CRC-32 (version 1)
+  std::mt19937_64 rng(testing::UnitTest::GetInstance()->random_seed());
+  std::vector<std::uint8_t> buf(5000);
+  for (auto& b : buf) b = static_cast<std::uint8_t>(rng());
+  for (int i = 0; i < 2000; ++i) {
+    const std::size_t at = rng() % 64, n = rng() % (buf.size() - at);
+    const std::uint32_t seed = i % 3 == 0 ? 0u : static_cast<std::uint32_t>(rng());
+    const std::uint32_t want = Crc32cPortable(seed, buf.data() + at, n);
+    ASSERT_EQ(Crc32c(seed, buf.data() + at, n), want) << "at " << at << " n " << n;
+    const std::size_t split = n == 0 ? 0 : rng() % n;
+    ASSERT_EQ(Crc32c(Crc32c(seed, buf.data() + at, split), buf.data() + at + split, n - split),
+              want);
+  }
+}
+
+// A flipped bit anywhere in a block is caught by the checksum (CRC-32C detects every error of
+// up to 32 consecutive bits): the block is skipped and the others decode.
+TEST(LogFormat, EveryFlippedBitOfABlockIsDetected) {
+  std::vector<Event> events;
+  for (int i = 0; i < 1200; ++i) {
+    Event e;
+    e.type = i % 2 ? RecordType::kRelease : RecordType::kAcquire;
+    e.thread = 3;
+    e.seq = static_cast<std::uint64_t>(i + 1);
+    e.lock = 0x7f0000001000ull + 64 * static_cast<std::uint64_t>(i % 4);
+    e.ip = 0x401000 + static_cast<std::uint64_t>(i % 9);
+    events.push_back(e);
+  }
+  std::size_t blocks = 0;
+  const std::string file = EncodeFile(events, true, kMinBlockCapacity, &blocks);
+  ASSERT_GE(blocks, 2u);
+  const std::size_t first = file.find("LGBK");
+  const std::size_t second = file.find("LGBK", first + 1);
+  ASSERT_NE(second, std::string::npos);
+  const Decoded clean = DecodeFile(file);
+  ASSERT_TRUE(clean.errors.empty());
+  // From the length field on: a flipped length bit is caught by the framing or the checksum.
+  // Every bit of the header and the first records, then one bit of every later byte.
+  for (std::size_t at = first + 4; at < second; ++at) {
+    for (int bit = 0; bit < 8; ++bit) {
+      if (at >= first + 256 && bit != static_cast<int>(at % 8)) continue;
+      std::string bad = file;
+      bad[at] = static_cast<char>(bad[at] ^ (1 << bit));
+      const Decoded d = DecodeFile(bad);
+      ASSERT_FALSE(d.errors.empty()) << "byte " << at - first << " bit " << bit;
+      ASSERT_EQ(d.errors[0].offset, first) << "byte " << at - first << " bit " << bit;
+      ASSERT_LT(d.events.size(), clean.events.size());
+      ASSERT_EQ(d.blocks, blocks - 1) << "byte " << at - first << " bit " << bit;
+      ASSERT_TRUE(SameEvent(d.events.back(), clean.events.back()));
+    }
+  }
+}
+
+// A version-1 log (zlib's CRC-32 on the header and blocks) still reads: a file from the test
+// corpus, written by the recorder before version 2, and one re-checksummed by hand; a version-1
+// header with a version-2 checksum is caught as corrupt.
+TEST(LogFormat, VersionOneLogsStillRead) {
+  std::ifstream in(std::string(LOCKGRAPH_CORPUS_DIR) + "/binary/abba_transfer.lglog",
+                   std::ios::binary);
+  const std::string old((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(old.size(), kFileHeaderFixedSize);
+  ASSERT_EQ(old[8], 1);
+  const Decoded corpus = DecodeFile(old);
+  EXPECT_EQ(corpus.header_result, BinaryScanner::HeaderResult::kOk);
+  EXPECT_TRUE(corpus.errors.empty());
+  EXPECT_GT(corpus.blocks, 0u);
+  int acquires = 0;
+  for (const Event& e : corpus.events) acquires += e.type == RecordType::kAcquire;
+  EXPECT_EQ(acquires, 2);
+
+  const auto events = SampleEvents();
+  std::string file = EncodeFile(events, false, 512 + kMinBlockCapacity);
+  auto* p = reinterpret_cast<std::uint8_t*>(file.data());
+  auto put32 = [](std::uint8_t* at, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) at[i] = static_cast<std::uint8_t>(v >> (8 * i));
+  };
+  auto get32 = [](const std::uint8_t* at) {
+    return std::uint32_t{at[0]} | std::uint32_t{at[1]} << 8 | std::uint32_t{at[2]} << 16 |
+           std::uint32_t{at[3]} << 24;
+  };
+  ASSERT_EQ(p[8], 2);
+  p[8] = 1;
+  const std::uint32_t header_len = get32(p + 12);
+  p[8] = 2;
+  EXPECT_EQ(get32(p + kFileHeaderFixedSize + header_len),
+            Crc32cPortable(0, p, kFileHeaderFixedSize + header_len));
+  p[8] = 1;
+  put32(p + kFileHeaderFixedSize + header_len,
+        LogChecksum(1, 0, p, kFileHeaderFixedSize + header_len));
+  const std::string v1_header_v2_blocks = file;
+  for (std::size_t at = file.find("LGBK"); at != std::string::npos; at = file.find("LGBK", at + 1)) {
+    const std::uint32_t len = get32(p + at + 4);
+    put32(p + at + 12, LogChecksum(1, LogChecksum(1, 0, p + at + 4, 8),
+                                   p + at + kBlockHeaderSize, len));
+  }
+  const Decoded v1 = DecodeFile(file);
+  EXPECT_EQ(v1.header_result, BinaryScanner::HeaderResult::kOk);
+  EXPECT_EQ(v1.header.version, 1);
+  EXPECT_EQ(v1.header.program, "./app");
+  EXPECT_TRUE(v1.errors.empty());
+  ASSERT_EQ(v1.events.size(), events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) EXPECT_TRUE(SameEvent(v1.events[i], events[i]));
+  // Blocks checksummed as version 2 in a file that says version 1 do not check out.
+  const Decoded mixed = DecodeFile(v1_header_v2_blocks);
+  EXPECT_EQ(mixed.header_result, BinaryScanner::HeaderResult::kOk);
+  ASSERT_FALSE(mixed.errors.empty());
+  EXPECT_NE(mixed.errors[0].message.find("CRC mismatch"), std::string::npos)
+      << mixed.errors[0].message;
+  EXPECT_TRUE(mixed.events.empty());
 }
 
 TEST(LogFormat, CorruptHeaderStillReadsBlocks) {

@@ -33,7 +33,10 @@ namespace lockgraph::logfmt {
 
 // --- Limits and framing constants (see docs/log-format.md) -----------------------------------
 
-inline constexpr std::uint16_t kBinaryVersion = 1;
+// The binary version this lockgraph writes, and the oldest it reads. Version 1 checks its header
+// and blocks with zlib's CRC-32, version 2 with CRC-32C (Castagnoli); the records are the same.
+inline constexpr std::uint16_t kBinaryVersion = 2;
+inline constexpr std::uint16_t kOldestBinaryVersion = 1;
 inline constexpr int kTextVersion = 1;
 // "\x89LGLOG\r\n": the high byte and CR/LF catch 7-bit and newline-mangling transfers.
 inline constexpr std::uint8_t kFileMagic[8] = {0x89, 'L', 'G', 'L', 'O', 'G', '\r', '\n'};
@@ -120,6 +123,19 @@ bool SameEvent(const Event& a, const Event& b);
 // every build, so classes merge across runs by identity, never by address.
 std::uint64_t StableClassKey(std::string_view identity);
 
+// --- Checksums -------------------------------------------------------------------------------
+
+// CRC-32C (Castagnoli: reflected polynomial 0x82f63b78, initial and final value all ones), the
+// checksum of binary format version 2. Chains like zlib's crc32: start from 0 and pass the
+// previous result to continue over more bytes. Uses the SSE4.2 crc32 instruction when the CPU
+// has it, else Crc32cPortable; both give the same value.
+std::uint32_t Crc32c(std::uint32_t crc, const std::uint8_t* data, std::size_t n);
+// The table-driven CRC-32C, for CPUs without SSE4.2 (and tests).
+std::uint32_t Crc32cPortable(std::uint32_t crc, const std::uint8_t* data, std::size_t n);
+// The checksum of binary format `version` (1: zlib's CRC-32, 2: CRC-32C), chained the same way.
+std::uint32_t LogChecksum(std::uint16_t version, std::uint32_t crc, const std::uint8_t* data,
+                          std::size_t n);
+
 // --- Errors ----------------------------------------------------------------------------------
 
 struct DecodeError {
@@ -155,7 +171,7 @@ void EncodeFileHeader(const FileHeader& header, std::string* out);
 //   if (!enc.Put(ev)) { write(enc.Finish(n++)); enc.Reset(); enc.Put(ev); }
 //
 // Put() returns false and writes nothing when the record does not fit; Finish() then seals the
-// block (length, block number, CRC32). A record bigger than an empty block is refused by Put()
+// block (length, block number, checksum). A record bigger than an empty block is refused by Put()
 // on an empty encoder too (check empty()): drop it or truncate its strings.
 class BlockEncoder {
  public:
@@ -195,7 +211,8 @@ class BlockEncoder {
     EndLockRecord(BeginLockRecord(RecordType::kRelease, seq), lock, ip);
   }
 
-  // Seals and returns the whole block (header + payload), valid until Reset().
+  // Seals and returns the whole block (header + payload, checksummed as kBinaryVersion says),
+  // valid until Reset().
   std::span<const std::uint8_t> Finish(std::uint32_t block_number);
 
   // The largest acquire or release record with its thread switch (tag, varint thread, tag,
@@ -296,6 +313,8 @@ class BinaryScanner {
   Next NextBlock(BlockView* block, DecodeError* error);
 
   std::uint64_t offset() const { return pos_; }
+  // The file's format version (after ReadHeader; it says which checksum the blocks carry).
+  std::uint16_t version() const { return version_; }
   std::uint64_t blocks() const { return blocks_; }
   std::uint64_t skipped_bytes() const { return skipped_; }
 
@@ -306,6 +325,7 @@ class BinaryScanner {
   std::size_t pos_ = 0;
   std::uint64_t blocks_ = 0;
   std::uint64_t skipped_ = 0;
+  std::uint16_t version_ = kBinaryVersion;
   bool header_done_ = false;
   bool at_end_ = false;
 };

@@ -416,6 +416,7 @@ void BlockEncoder::Reset() {
   records_ = 0;
   have_thread_ = false;
   thread_ = 0;
+  ready_end_ = 0;
   prev_seq_ = 0;
   prev_lock_ = 0;
   prev_ip_ = 0;
@@ -426,6 +427,7 @@ bool BlockEncoder::Put(const Event& event) {
   const std::size_t pos = pos_;
   const ThreadKey thread = thread_;
   const bool have_thread = have_thread_;
+  const std::size_t ready_end = ready_end_;
   const std::uint64_t seq = prev_seq_, lock = prev_lock_, ip = prev_ip_;
   if (PutRecord(event)) {
     ++records_;
@@ -434,6 +436,7 @@ bool BlockEncoder::Put(const Event& event) {
   pos_ = pos;
   thread_ = thread;
   have_thread_ = have_thread;
+  ready_end_ = ready_end;
   prev_seq_ = seq;
   prev_lock_ = lock;
   prev_ip_ = ip;
@@ -446,8 +449,7 @@ bool BlockEncoder::PutRecord(const Event& e) {
   if (IsThreadBound(e.type) && (!have_thread_ || thread_ != e.thread)) {
     w.Byte(static_cast<std::uint8_t>(RecordType::kThreadSwitch));
     w.Varint(e.thread);
-    thread_ = e.thread;
-    have_thread_ = true;
+    SetThread(e.thread);
   }
   w.Byte(static_cast<std::uint8_t>(e.type));
   if (with_seq_ && !IsDefinition(e.type)) {
@@ -468,8 +470,7 @@ bool BlockEncoder::PutRecord(const Event& e) {
     case RecordType::kThreadStart:
       w.Varint(e.thread);
       w.String(e.text);
-      thread_ = e.thread;
-      have_thread_ = true;
+      SetThread(e.thread);
       break;
     case RecordType::kThreadName:
       w.String(e.text);

@@ -199,7 +199,7 @@ class BlockEncoder {
   // largest acquire or release record fits. Then PutPlainAcquire (no subclass, nest lock or
   // stack) and PutPlainRelease write exactly the bytes PutAcquire / PutRelease would.
   bool ReadyForLockRecord(ThreadKey thread) const {
-    return have_thread_ && thread_ == thread && cap_ - pos_ >= kMaxLockRecordBytes;
+    return thread_ == thread && pos_ <= ready_end_;
   }
   void PutPlainAcquire(std::uint64_t seq, LockId lock, AcquireMode mode, bool trylock,
                        std::uint64_t ip) {
@@ -227,8 +227,14 @@ class BlockEncoder {
     *p++ = static_cast<std::uint8_t>(RecordType::kThreadSwitch);
     p = PutVarint(p, thread);
     pos_ = static_cast<std::size_t>(p - buf_);
+    SetThread(thread);
+  }
+  // The block's current thread is now `thread`: inline lock records may follow while there is
+  // room for the largest one (ReadyForLockRecord's one compare).
+  void SetThread(ThreadKey thread) {
     thread_ = thread;
     have_thread_ = true;
+    ready_end_ = cap_ >= kMaxLockRecordBytes ? cap_ - kMaxLockRecordBytes : 0;
   }
   // The type byte and the stamp delta of an inline lock record; returns where its body goes.
   std::uint8_t* BeginLockRecord(RecordType type, std::uint64_t seq) {
@@ -271,6 +277,9 @@ class BlockEncoder {
   // Per-block delta state (reset with each block so blocks decode independently).
   ThreadKey thread_ = 0;
   bool have_thread_ = false;
+  // The last position with room for the largest lock record while the block has a thread, else
+  // 0 (every position is past it: the header comes first).
+  std::size_t ready_end_ = 0;
   std::uint64_t prev_seq_ = 0;
   LockId prev_lock_ = 0;
   std::uint64_t prev_ip_ = 0;

@@ -236,26 +236,31 @@ struct ClassRec {
 // What an InstanceHandle points to: a live instance's lock and binding (the InstanceSlotHead
 // base, which the inline cached path reads), readable without the shard lock. Slots are never
 // freed while the engine lives (a recycled slot names another lock, which a reader detects), so
-// a stale handle kept in a lock object is safe to read. Two cache lines (128 bytes): the first
-// six chains it keeps are read from the line the binding was just read from, and fourteen hold
-// all eight predecessors of a lock in the 10,000-mutex pool (six left a quarter of them to the
-// chain cache: 91 -> 81 ns CPU per pair, docs/performance.md).
+// a stale handle kept in a lock object is safe to read. One cache line: over a pool of 10,000
+// locks the slots (640 KB) and the mutexes stay in a 2 MiB second-level cache, where two-line
+// slots (1.28 MB) did not (docs/performance.md, "Many locks").
 struct alignas(64) InstanceSlot : engine_internal::InstanceSlotHead {
-  static constexpr int kChains = 14;
-  // Keys of validated chains without flags that ended with this instance, each noted once by
-  // the cached path after a chain-cache hit (never replaced: after the first few, a slot is
-  // read-only and stays clean in other cores' caches). A lock's usual predecessors so cost no
-  // chain-cache probe, whose table is too large to stay cached over thousands of locks. Only
-  // validated keys are ever written, so any key found here is validated, whatever the lock's
-  // class is now; 0: free.
-  std::atomic<std::uint64_t> chains[kChains] = {};
+  static constexpr int kChains = 12;
+  // Fingerprints (the high 32 bits) of validated chains without flags that ended with this
+  // instance, each noted once by the cached path after a chain-cache hit (never replaced: after
+  // the first few, a slot is read-only and stays clean in other cores' caches). A lock's usual
+  // predecessors so cost no chain-cache probe, whose table is too large to stay cached over
+  // thousands of locks; twelve hold all eight predecessors of a lock in the pool. Only
+  // validated chains are ever noted, so a chain whose fingerprint is here is validated, whatever
+  // the lock's class is now, except when an unvalidated chain ending with this lock shares a
+  // fingerprint with one noted here: odds of at most 12 in 2^32 per new chain (the chain keys
+  // are 64-bit hashes; the chain cache already accepts a 64-bit key collision). 0: free.
+  std::atomic<std::uint32_t> chains[kChains] = {};
 
-  static std::uint64_t ChainWord(std::uint64_t key) { return key ? key : 1; }
+  static std::uint32_t Fingerprint(std::uint64_t key) {
+    const auto f = static_cast<std::uint32_t>(key >> 32);
+    return f ? f : 1;
+  }
   bool HasChain(std::uint64_t key) const {
-    key = ChainWord(key);
+    const std::uint32_t f = Fingerprint(key);
     for (const auto& c : chains) {
-      const std::uint64_t k = c.load(std::memory_order_relaxed);
-      if (k == key) return true;
+      const std::uint32_t k = c.load(std::memory_order_relaxed);
+      if (k == f) return true;
       if (k == 0) return false;  // filled in order, never cleared
     }
     return false;
@@ -264,12 +269,12 @@ struct alignas(64) InstanceSlot : engine_internal::InstanceSlotHead {
   void NoteChain(std::uint64_t key) {
     for (auto& c : chains) {
       if (c.load(std::memory_order_relaxed) != 0) continue;
-      c.store(ChainWord(key), std::memory_order_relaxed);
+      c.store(Fingerprint(key), std::memory_order_relaxed);
       return;
     }
   }
 };
-static_assert(sizeof(InstanceSlot) == 128, "an instance slot is two cache lines");
+static_assert(sizeof(InstanceSlot) == 64, "an instance slot is one cache line");
 
 // Handles are the address of the slot's head, the part cached_path.h knows.
 inline InstanceHandle HandleOfSlot(InstanceSlot* slot) {
@@ -1461,70 +1466,105 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
 
 namespace {
 
-// TryAcquireCached after a memo miss: the instance from `handle`, the chain from the chain
-// cache, the usage bits from the class; memoises the step when all is known. Out of line, so
-// the memo hit stays a small leaf.
-[[gnu::noinline]] bool AcquireCachedMiss(Engine::Impl& e, ThreadState::Impl& t, LockId lock,
-                                         AcquireMode mode, bool trylock, std::uint64_t ip,
-                                         InstanceHandle handle) {
-  const std::size_t held = t.held.size();
-  if (held == t.held.capacity() || held - t.frame_base >= t.max_held ||
-      !e.enabled.load(std::memory_order_relaxed)) {
+// AcquireCachedMiss's rare cases out of line, so its common case (chain noted in the slot,
+// usage settled by the summary byte) needs no stack frame.
+// A chain not noted in the slot: validated and flag-free in the chain cache? Then noted.
+[[gnu::noinline]] bool ChainValidatedInCache(Engine::Impl& e, ThreadState::Impl& t,
+                                             InstanceSlot* slot, std::uint64_t chain_key) {
+  std::uint8_t chain_flags = 0;
+  if (!e.chains.Find(chain_key, &chain_flags) || (chain_flags & ChainCache::kSameClass)) {
     return false;
   }
-  const std::uint64_t top = t.top_key;
-  const std::uint64_t shard_epoch = e.ShardOf(lock).epoch.load(std::memory_order_acquire);
-  InstanceSlot* slot = SlotOfHandle(handle);
-  const std::uint64_t binding = slot->binding.load(std::memory_order_acquire);
-  if (slot->lock.load(std::memory_order_acquire) != lock) return false;
-  const auto cls = static_cast<ClassId>(binding);
-  const auto serial = static_cast<std::uint32_t>(binding >> 32);
-  if (cls == kNoClass) return false;
-  const std::uint64_t chain_key = ChainKey(top, cls, mode, trylock, false);
-  std::uint8_t chain_flags = 0;
-  // A chain of one lock in its context is valid by itself (ValidateChain finds no held lock
-  // to check against and adds no dependency): only its usage bits matter, so the first lock
-  // of a chain costs no chain-cache probe.
-  if (held > t.frame_base && !slot->HasChain(chain_key)) {
-    if (!e.chains.Find(chain_key, &chain_flags) || (chain_flags & ChainCache::kSameClass)) {
-      return false;
-    }
-    slot->NoteChain(chain_key);
-  }
-  // Usage bits this acquisition implies must all be set already (else the slow path sets
-  // them): from the class's usage summary byte when it settles it, else from the class.
-  const bool read = IsRead(mode);
-  const UsageKind used_in = read ? UsageKind::kUsedInRead : UsageKind::kUsedIn;
-  const UsageKind enabled = read ? UsageKind::kEnabledRead : UsageKind::kEnabled;
-  if (!(e.UsageSummary(cls) & UsageCoversBit(enabled)) || !(trylock || t.in_mask.Empty())) {
-    const ClassRec& crec = e.Class(cls);
-    if (!trylock && !(t.in_mask & ~crec.UsageMask(used_in)).Empty()) return false;
-    if (!(t.enabled & ~crec.UsageMask(enabled)).Empty()) return false;
-  }
-  HeldLock& h = t.held.PushUnchecked();
-  h.lock = lock;
-  h.chain_key = chain_key;
-  h.ip = ip;
-  h.cls = cls;
-  h.serial = serial;
-  h.frame = t.frame_index;
-  h.mode = mode;
-  h.trylock = trylock;
-  h.nested = false;
-  t.top_key = chain_key;
-  // Memoise the step (the epoch read before the binding: a change since makes it stale).
-  const std::uint64_t key = StepKey(top, RequestBits(mode, trylock), false);
-  ChainStep* memo = t.StepSlot(top, lock, key);
-  memo->key = key;
-  memo->held = h;
-  memo->held.ip = 0;
-  memo->shard_epoch = shard_epoch;
-  memo->flags = 0;
+  slot->NoteChain(chain_key);
   if (++t.unflushed_hits == 4096) {  // batched: no shared cache line per hit
     e.cache_hits.fetch_add(t.unflushed_hits, std::memory_order_relaxed);
     t.unflushed_hits = 0;
   }
   return true;
+}
+// The class's usage masks cover what this acquisition implies (the summary byte did not say).
+[[gnu::noinline]] bool UsageCoveredByClass(const Engine::Impl& e, const ThreadState::Impl& t,
+                                           ClassId cls, bool read, bool trylock) {
+  const ClassRec& crec = e.Class(cls);
+  const UsageKind used_in = read ? UsageKind::kUsedInRead : UsageKind::kUsedIn;
+  const UsageKind enabled = read ? UsageKind::kEnabledRead : UsageKind::kEnabled;
+  if (!trylock && !(t.in_mask & ~crec.UsageMask(used_in)).Empty()) return false;
+  return (t.enabled & ~crec.UsageMask(enabled)).Empty();
+}
+
+bool AcquireCachedMissFull(Engine::Impl& e, ThreadState::Impl& t, LockId lock,
+                           std::uint16_t request, std::uint64_t ip, InstanceHandle handle);
+
+// TryAcquireCached after a memo miss: the instance from `handle`, the chain from the slot's
+// notes or the chain cache, the usage bits from the class summary; memoises the step.
+// `request`: RequestBits(mode, trylock) (one argument less: all of them in registers).
+// kFull = false is the common case alone (the chain noted in the slot, the usage settled by the
+// summary byte), which calls nothing, so it needs no stack frame; anything else it hands on to
+// the kFull = true instance (a tail call with the same arguments), which does it all.
+template <bool kFull>
+[[gnu::always_inline]] inline bool AcquireFromSlot(Engine::Impl& e, ThreadState::Impl& t,
+                                                   LockId lock, std::uint16_t request,
+                                                   std::uint64_t ip, InstanceHandle handle) {
+  const std::size_t held = t.held.size();
+  if (held == t.held.capacity() || held - t.frame_base >= t.max_held) return false;
+  InstanceSlot* slot = SlotOfHandle(handle);
+  const std::uint64_t binding = slot->binding.load(std::memory_order_acquire);
+  if (slot->lock.load(std::memory_order_acquire) != lock) return false;
+  const auto cls = static_cast<ClassId>(binding);
+  if (cls == kNoClass) return false;
+  const auto mode = static_cast<AcquireMode>(request & 3);
+  const bool trylock = (request & 4) != 0;
+  const std::uint64_t top = t.top_key;
+  const std::uint64_t chain_key = ChainKey(top, cls, mode, trylock, /*nested=*/false);
+  // A chain of one lock in its context is valid by itself (ValidateChain finds no held lock
+  // to check against and adds no dependency): only its usage bits matter, so the first lock
+  // of a chain costs no chain-cache probe.
+  if (held > t.frame_base && !slot->HasChain(chain_key)) {
+    if constexpr (!kFull) {
+      return AcquireCachedMissFull(e, t, lock, request, ip, handle);
+    } else if (!ChainValidatedInCache(e, t, slot, chain_key)) {
+      return false;
+    }
+  }
+  // Usage bits this acquisition implies must all be set already (else the slow path sets
+  // them): from the class's usage summary byte when it settles it, else from the class.
+  const bool read = IsRead(mode);
+  if (!(e.UsageSummary(cls) &
+        UsageCoversBit(read ? UsageKind::kEnabledRead : UsageKind::kEnabled)) ||
+      !(trylock || t.in_mask.Empty())) {
+    if constexpr (!kFull) {
+      return AcquireCachedMissFull(e, t, lock, request, ip, handle);
+    } else if (!UsageCoveredByClass(e, t, cls, read, trylock)) {
+      return false;
+    }
+  }
+  // The record in registers, stored whole to the held stack and to the memo.
+  const auto words = engine_internal::HeldWords::Of(lock, chain_key, binding, t.frame_index,
+                                                    mode, trylock, /*nested=*/false);
+  words.StoreTo(&t.held.PushUnchecked(), ip);
+  t.top_key = chain_key;
+  // Memoised without a shard epoch (0 never matches one): a step memoised through a handle is
+  // valid while the handle's slot keeps its binding, which is what TryAcquireMemoised checks;
+  // the paths without a handle (Acquire, TryAcquireCached without one) do not take it.
+  const std::uint64_t key = StepKey(top, request, false);
+  ChainStep* memo = t.StepSlot(top, lock, key);
+  memo->key = key;
+  words.StoreTo(&memo->held, 0);
+  memo->shard_epoch = 0;
+  memo->flags = 0;
+  return true;
+}
+
+[[gnu::noinline]] bool AcquireCachedMissFull(Engine::Impl& e, ThreadState::Impl& t, LockId lock,
+                                             std::uint16_t request, std::uint64_t ip,
+                                             InstanceHandle handle) {
+  return AcquireFromSlot<true>(e, t, lock, request, ip, handle);
+}
+// Out of line, so the memo hit stays a small leaf.
+[[gnu::noinline]] bool AcquireCachedMiss(Engine::Impl& e, ThreadState::Impl& t, LockId lock,
+                                         std::uint16_t request, std::uint64_t ip,
+                                         InstanceHandle handle) {
+  return AcquireFromSlot<false>(e, t, lock, request, ip, handle);
 }
 
 }  // namespace
@@ -1540,7 +1580,7 @@ bool Engine::TryAcquireCached(ThreadState& thread, LockId lock, AcquireMode mode
   if (handle != 0) {
     if (!e.enabled.load(std::memory_order_relaxed)) return false;
     return engine_internal::TryAcquireMemoised(t, lock, mode, trylock, ip, handle) ||
-           AcquireCachedMiss(e, t, lock, mode, trylock, ip, handle);
+           AcquireCachedMiss(e, t, lock, RequestBits(mode, trylock), ip, handle);
   }
   // Without a handle: the memo alone, checked against the lock's shard epoch.
   const std::size_t held = t.held.size();
@@ -1557,6 +1597,13 @@ bool Engine::TryAcquireCached(ThreadState& thread, LockId lock, AcquireMode mode
   CopyHeld(&t.held.PushUnchecked(), step->held, ip);
   t.top_key = step->held.chain_key;
   return true;
+}
+
+bool Engine::TryAcquireCachedAfterMemo(ThreadState& thread, LockId lock, AcquireMode mode,
+                                       bool trylock, std::uint64_t ip, InstanceHandle handle) {
+  Impl& e = *impl_;
+  if (!e.enabled.load(std::memory_order_relaxed)) return false;
+  return AcquireCachedMiss(e, *thread.impl_, lock, RequestBits(mode, trylock), ip, handle);
 }
 
 bool Engine::TryReleaseInnermost(ThreadState& thread, LockId lock) {

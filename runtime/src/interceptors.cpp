@@ -428,8 +428,11 @@ bool RwlockStamped(pthread_rwlock_t* l) {
   RecordBuffer* b = recorder.FastBufferForAcquire(ip);
   const bool done =
       b != nullptr &&
-      ((handle != 0 && engine_internal::TryAcquireMemoised(*tc, id, mode, trylock, ip, handle)) ||
-       g_runtime->engine.TryAcquireCached(*tls.fast_state, id, mode, trylock, ip, handle));
+      (handle != 0
+           ? engine_internal::TryAcquireMemoised(*tc, id, mode, trylock, ip, handle) ||
+                 g_runtime->engine.TryAcquireCachedAfterMemo(*tls.fast_state, id, mode, trylock,
+                                                             ip, handle)
+           : g_runtime->engine.TryAcquireCached(*tls.fast_state, id, mode, trylock, ip));
   if (done) recorder.PutFastAcquire(b, id, mode, trylock, ip);
   LeaveFast();
   return done;
@@ -454,11 +457,13 @@ bool RwlockStamped(pthread_rwlock_t* l) {
   }
   const auto id = reinterpret_cast<LockId>(lock);
   // The memo hit inline; the rest of the engine's cached path (a lock without a handle, a memo
-  // miss) out of line.
+  // miss: without probing the memo again) out of line.
   const bool done =
-      (handle != 0 &&
-       engine_internal::TryAcquireMemoised(*tls.fast_cache, id, mode, trylock, ip, handle)) ||
-      g_runtime->engine.TryAcquireCached(*tls.fast_state, id, mode, trylock, ip, handle);
+      handle != 0
+          ? engine_internal::TryAcquireMemoised(*tls.fast_cache, id, mode, trylock, ip, handle) ||
+                g_runtime->engine.TryAcquireCachedAfterMemo(*tls.fast_state, id, mode, trylock,
+                                                            ip, handle)
+          : g_runtime->engine.TryAcquireCached(*tls.fast_state, id, mode, trylock, ip);
   LeaveFast();
   return done;
 }

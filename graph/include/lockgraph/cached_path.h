@@ -61,6 +61,33 @@ inline void CopyHeld(HeldLock* dst, const HeldLock& src, std::uint64_t ip) {
   std::memcpy(d + 32, &w4, 8);
 }
 
+// A held-lock record built in registers: its five words, stored whole wherever it goes (the
+// held stack and the memo). Storing the fields one by one and copying the record from there
+// would read back 16-byte words from narrower stores still in flight (a store-forwarding stall
+// on every cached acquisition that misses the memo).
+struct HeldWords {
+  std::uint64_t lock, chain_key, binding, tail;  // tail: word 4 (frame, mode, trylock, nested)
+  // binding: cls | serial << 32, as an instance slot holds it.
+  static HeldWords Of(LockId lock, std::uint64_t chain_key, std::uint64_t binding,
+                      std::uint32_t frame, AcquireMode mode, bool trylock, bool nested) {
+    return {lock, chain_key, binding,
+            std::uint64_t{frame} | (std::uint64_t{static_cast<std::uint8_t>(mode)} << 32) |
+                (std::uint64_t{trylock} << 40) | (std::uint64_t{nested} << 48)};
+  }
+  // Five word stores, the call site `ip` as word 2.
+  void StoreTo(HeldLock* dst, std::uint64_t ip) const {
+    auto* d = reinterpret_cast<unsigned char*>(dst);
+    std::memcpy(d, &lock, 8);
+    std::memcpy(d + 8, &chain_key, 8);
+    std::memcpy(d + 16, &ip, 8);
+    std::memcpy(d + 24, &binding, 8);
+    std::memcpy(d + 32, &tail, 8);
+  }
+};
+static_assert(offsetof(HeldLock, frame) == 32 && offsetof(HeldLock, mode) == 36 &&
+                  offsetof(HeldLock, trylock) == 37 && offsetof(HeldLock, nested) == 38,
+              "HeldWords' word 4 is frame | mode << 32 | trylock << 40 | nested << 48");
+
 // The held-lock stack: a plain array, so the cached paths push and pop with a size and a
 // capacity and no vector bookkeeping. Grows only on the engine's full paths.
 class HeldStack {

@@ -208,6 +208,11 @@ class Engine {
   // no lock, makes no call out.
   bool TryAcquireCached(ThreadState& thread, LockId lock, AcquireMode mode, bool trylock,
                         std::uint64_t ip, InstanceHandle handle = 0);
+  // TryAcquireCached for a caller that has just probed the thread's memo itself
+  // (engine_internal::TryAcquireMemoised, cached_path.h, returned false) and has the lock's
+  // handle (not 0): the same answer without a second probe of the memo.
+  bool TryAcquireCachedAfterMemo(ThreadState& thread, LockId lock, AcquireMode mode,
+                                 bool trylock, std::uint64_t ip, InstanceHandle handle);
   // Releases the innermost hold of `lock`. Releasing a lock not held is a finding.
   void Release(ThreadState& thread, LockId lock, std::uint64_t ip = 0);
   // Release's common case alone: when `lock` is the innermost lock held in the current context,

@@ -6,7 +6,7 @@
 # on a timing.
 #
 # Environment: BUILD (build dir, default build-perf), MODES (default: all), REPEAT (runs per
-# native/lockgraph cell, the median is shown; default 3), TOOLS (default: native lockgraph
+# native/lockgraph/record cell, the median is shown; default 3), TOOLS (default: native lockgraph
 # record tsan helgrind), HELGRIND_SCALE (divides the iteration counts under Helgrind; default
 # 100), SCALE (divides every iteration count; default 1), KEEP (keep the work directory),
 # NO_BUILD (use what is in BUILD as it is), TIMEOUT (seconds per run, default 150),
@@ -79,10 +79,12 @@ for mode in $MODES; do
                 # Helgrind's lock-order graph over 10,000 locks slows every later op down.
                 [[ $mode == many* ]] && n=$(( n / 10 )) ;;
       tsan) reps=1 ;;
-      record) reps=1 ;;
     esac
-    if [[ $mode == many* && $tool != native && $tool != tsan ]]; then reps=1; fi
     for ((r = 0; r < reps; r++)); do
+      # Each recording starts from no log (the recorder never overwrites one, it would write
+      # beside it) and leaves none of the earlier runs' dirty pages behind: the write path's
+      # kernel time is part of the recorded run's CPU time.
+      [[ $tool == record ]] && rm -f "$WORK/$mode.lglog" "$WORK/$mode.lglog".*
       run "$tool" "$mode" "$n" "$WORK/$tool.$mode.$r"
     done
     [[ $tool == record && -f $WORK/$mode.lglog ]] && cp "$WORK/$mode.lglog" "$WORK/keep.$mode.lglog"
@@ -114,7 +116,7 @@ echo "# lockgraph bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load 
 echo "# ns/op = wall time per op; cpu ns/op = process CPU time per lock pair (nested, nested-mt: per chain"
 echo "# of 4), summed over threads; ratios against native; RSS = peak resident set (/usr/bin/time %M)."
 echo "# Helgrind ran 1/$HELGRIND_SCALE of the iterations (1/$((HELGRIND_SCALE * 10)) for many); native and lockgraph cells are the median"
-echo "# of $REPEAT runs (1 run for many, record, tsan, helgrind)."
+echo "# of $REPEAT runs, record cells too (1 run for tsan, helgrind)."
 printf '%-11s %-10s %10s %7s %10s %7s %10s  %s\n' mode tool "ns/op" ratio "cpu ns/op" ratio "RSS KiB" "inversion reported"
 for mode in $MODES; do
   subs=$mode

@@ -158,37 +158,25 @@ inline Runtime* RunningRuntime() {
   return g_runtime_state.load(std::memory_order_acquire) == kRuntimeRunning ? g_runtime : nullptr;
 }
 
-// A hook's fast path: sets the recursion guard as HookScope does (same fork-quiesce protocol:
-// the guard store, then the generation that BeforeFork bumps after raising g_fork_pending) but
-// does none of its cold work (registration, waiting for a fork, cancellation state), so the
-// code between TryEnterFast and LeaveFast must make no call that can block, allocate, report or
-// be a cancellation point. Returns true with the guard set (tls.fast_cache and tls.fast_state
-// are then the thread's engine state), or false, guard untouched, when a full HookScope is
-// needed. The thread's validation (tls.fast_gen) is read before the guard is set: a signal
+// A hook's fast path (TryEnterFastEither or TryEnterFast, then LeaveFast): sets the recursion
+// guard as HookScope does (same fork-quiesce protocol: the guard store, then the generation that
+// BeforeFork bumps after raising g_fork_pending) but does none of its cold work (registration,
+// waiting for a fork, cancellation state), so the code between the entry and LeaveFast must make
+// no call that can block, allocate, report or be a cancellation point. An entry that admits
+// leaves the guard set (tls.fast_cache and tls.fast_state are then the thread's engine state);
+// one that refuses leaves it untouched, and a full HookScope is needed. The thread's validation (tls.fast_gen) is read before the guard is set: a signal
 // handler running in between can only validate again at the current generation or leave a
 // stale one that fails the compare. Always inlined: it is a dozen instructions of every hook.
 // A thread validated while --record is on keeps the generation with this bit set: the plain
-// fast path never matches it, TryEnterFast<true> (the recorded fast path) does.
+// fast path never matches it, the recorded one (TryEnterFastEither's kRecorded) does.
 inline constexpr std::uint64_t kFastGenRecording = std::uint64_t{1} << 63;
-template <bool kRecording = false>
-[[gnu::always_inline]] inline bool TryEnterFast() {
-  const std::uint64_t mine = tls.fast_gen;
-  if (tls.guard != 0) return false;
-  tls.guard = 1;
-  if (g_use_membarrier) std::atomic_signal_fence(std::memory_order_seq_cst);
-  else std::atomic_thread_fence(std::memory_order_seq_cst);
-  if ((g_fast_gen.load(std::memory_order_acquire) | (kRecording ? kFastGenRecording : 0)) !=
-      mine) {
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    __atomic_store_n(&tls.guard, 0, __ATOMIC_RELEASE);
-    return false;
-  }
-  return true;
+[[gnu::always_inline]] inline void LeaveFast() {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  __atomic_store_n(&tls.guard, 0, __ATOMIC_RELEASE);
 }
-// The interposers' entry: one guard and generation check for both fast paths. kPlain as
-// TryEnterFast(), kRecorded as TryEnterFast<true>() (the guard set either way), kNone with the
-// guard untouched. The plain path's instructions are TryEnterFast()'s; a recording thread pays
-// the one extra compare on the branch the plain path leaves by, instead of a second entry.
+// The interposers' entry: one guard and generation check for both fast paths. kPlain: the plain
+// fast path, kRecorded: the recorded one (the guard set either way); kNone with the guard
+// untouched. A recording thread pays one extra compare on the branch the plain path leaves by.
 enum class FastEntry { kNone, kPlain, kRecorded };
 [[gnu::always_inline]] inline FastEntry TryEnterFastEither() {
   const std::uint64_t mine = tls.fast_gen;
@@ -199,13 +187,16 @@ enum class FastEntry { kNone, kPlain, kRecorded };
   const std::uint64_t gen = g_fast_gen.load(std::memory_order_acquire);
   if (__builtin_expect(gen == mine, 1)) return FastEntry::kPlain;
   if ((gen | kFastGenRecording) == mine) return FastEntry::kRecorded;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  __atomic_store_n(&tls.guard, 0, __ATOMIC_RELEASE);
+  LeaveFast();
   return FastEntry::kNone;
 }
-[[gnu::always_inline]] inline void LeaveFast() {
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  __atomic_store_n(&tls.guard, 0, __ATOMIC_RELEASE);
+// The plain fast path only (the C API, which records through the full path): true with the
+// guard set, else false with the guard untouched.
+[[gnu::always_inline]] inline bool TryEnterFast() {
+  const FastEntry entry = TryEnterFastEither();
+  if (__builtin_expect(entry == FastEntry::kPlain, 1)) return true;
+  if (entry == FastEntry::kRecorded) LeaveFast();
+  return false;
 }
 
 class HookScope {

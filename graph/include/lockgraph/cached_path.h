@@ -38,28 +38,9 @@ struct HeldLock {
   bool nested = false;           // taken under a held nest_lock
 };
 static_assert(sizeof(HeldLock) == 40, "HeldLock is copied as five words");
-static_assert(offsetof(HeldLock, ip) == 16, "CopyHeld's word 2 is the call site");
+static_assert(offsetof(HeldLock, ip) == 16, "HeldWords::StoreTo's word 2 is the call site");
 static_assert(offsetof(HeldLock, serial) == offsetof(HeldLock, cls) + 4,
               "cls | serial << 32 is an instance binding");
-
-// Copies a memoised held-lock image with the call site replaced: five word moves, each a load
-// and a store of its own (a plain assignment of the 39 meaningful bytes compiles to a byte-wise
-// rep movsb, and a copy through a local array to a stack round trip that defeats store
-// forwarding).
-inline void CopyHeld(HeldLock* dst, const HeldLock& src, std::uint64_t ip) {
-  auto* d = reinterpret_cast<unsigned char*>(dst);
-  const auto* s = reinterpret_cast<const unsigned char*>(&src);
-  std::uint64_t w0, w1, w3, w4;
-  std::memcpy(&w0, s, 8);
-  std::memcpy(&w1, s + 8, 8);
-  std::memcpy(&w3, s + 24, 8);
-  std::memcpy(&w4, s + 32, 8);
-  std::memcpy(d, &w0, 8);
-  std::memcpy(d + 8, &w1, 8);
-  std::memcpy(d + 16, &ip, 8);
-  std::memcpy(d + 24, &w3, 8);
-  std::memcpy(d + 32, &w4, 8);
-}
 
 // A held-lock record built in registers: its five words, stored whole wherever it goes (the
 // held stack and the memo). Storing the fields one by one and copying the record from there
@@ -74,6 +55,18 @@ struct HeldWords {
             std::uint64_t{frame} | (std::uint64_t{static_cast<std::uint8_t>(mode)} << 32) |
                 (std::uint64_t{trylock} << 40) | (std::uint64_t{nested} << 48)};
   }
+  // The words of a record already in memory (a memoised step's image), loaded whole: a plain
+  // assignment of the 39 meaningful bytes compiles to a byte-wise rep movsb, and a copy through
+  // a local array to a stack round trip that defeats store forwarding.
+  static HeldWords From(const HeldLock& src) {
+    const auto* s = reinterpret_cast<const unsigned char*>(&src);
+    HeldWords w;
+    std::memcpy(&w.lock, s, 8);
+    std::memcpy(&w.chain_key, s + 8, 8);
+    std::memcpy(&w.binding, s + 24, 8);
+    std::memcpy(&w.tail, s + 32, 8);
+    return w;
+  }
   // Five word stores, the call site `ip` as word 2.
   void StoreTo(HeldLock* dst, std::uint64_t ip) const {
     auto* d = reinterpret_cast<unsigned char*>(dst);
@@ -87,6 +80,11 @@ struct HeldWords {
 static_assert(offsetof(HeldLock, frame) == 32 && offsetof(HeldLock, mode) == 36 &&
                   offsetof(HeldLock, trylock) == 37 && offsetof(HeldLock, nested) == 38,
               "HeldWords' word 4 is frame | mode << 32 | trylock << 40 | nested << 48");
+
+// Copies a memoised held-lock image with the call site replaced: four word loads, five stores.
+inline void CopyHeld(HeldLock* dst, const HeldLock& src, std::uint64_t ip) {
+  HeldWords::From(src).StoreTo(dst, ip);
+}
 
 // The held-lock stack: a plain array, so the cached paths push and pop with a size and a
 // capacity and no vector bookkeeping. Grows only on the engine's full paths.

@@ -13,15 +13,20 @@ LG_DEFINE_CLASS_KEY(inode_key);
 
 void disabled_calls(void); /* api_disabled.c: the same calls with LOCKGRAPH_DISABLE */
 
-static void irq_inconsistent(void) {
+/* dev_lock taken `times` times with hardirqs enabled, then once in a hardirq. */
+static void enabled_then_hardirq(int times) {
   lg_lock_init(&dev_lock, "dev_lock", NULL);
-  lg_lock(&dev_lock); /* hardirqs enabled */
-  lg_unlock(&dev_lock);
+  for (int i = 0; i < times; i++) {
+    lg_lock(&dev_lock); /* hardirqs enabled */
+    lg_unlock(&dev_lock);
+  }
   lg_hardirq_enter();
   lg_lock(&dev_lock); /* in hardirq */
   lg_unlock(&dev_lock);
   lg_hardirq_exit();
 }
+
+static void irq_inconsistent(void) { enabled_then_hardirq(1); }
 
 /* The cached path (the same annotations taken many times) must not hide what comes after. */
 static void cached_pair_then_inversion(void) {
@@ -39,17 +44,7 @@ static void cached_pair_then_inversion(void) {
   lg_unlock(&queue_lock);
 }
 
-static void cached_lock_then_hardirq(void) {
-  lg_lock_init(&dev_lock, "dev_lock", NULL);
-  for (int i = 0; i < 100000; i++) {
-    lg_lock(&dev_lock); /* hardirqs enabled */
-    lg_unlock(&dev_lock);
-  }
-  lg_hardirq_enter();
-  lg_lock(&dev_lock); /* in hardirq */
-  lg_unlock(&dev_lock);
-  lg_hardirq_exit();
-}
+static void cached_lock_then_hardirq(void) { enabled_then_hardirq(100000); }
 
 static void irq_save_ok(void) {
   lg_lock_init(&dev_lock, "dev_lock", NULL);

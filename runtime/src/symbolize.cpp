@@ -34,7 +34,9 @@ std::uint64_t HashFrames(const std::uint64_t* frames, int count) {
   return h;
 }
 
-// Text range of liblockgraph itself, found once.
+#ifndef LOCKGRAPH_STATIC_RUNTIME
+// Text range of liblockgraph.so itself, found once (the static runtime tells its code apart by
+// symbol instead, IsOwnCode below).
 struct OwnRange {
   std::uint64_t lo = 0, hi = 0;
 };
@@ -61,6 +63,7 @@ const OwnRange& Own() {
   }();
   return range;
 }
+#endif  // !LOCKGRAPH_STATIC_RUNTIME
 
 std::string Demangle(const char* name) {
   if (name == nullptr) return {};

@@ -25,9 +25,9 @@ struct StrongPathView {
   const ClassGraph* graph;
   const std::vector<Dependency>* deps;
   Direction dir;
-  // When set, forward steps into classes ranked above `rank_limit` are left out (see Search).
-  const std::vector<std::uint32_t>* rank = nullptr;
-  std::uint32_t rank_limit = 0;
+  // When set, forward steps into classes ordered after `label_limit` are left out (see Search).
+  const std::vector<std::uint64_t>* label = nullptr;
+  std::uint64_t label_limit = 0;
 };
 
 struct StateEdge {
@@ -97,7 +97,7 @@ class StateEdgeIterator
       bool next_flag = false;
       const Dependency& d = (*view_->deps)[CurrentDep()];
       if (Step(view_->dir, StateFlag(source_), d.types, &next_flag) &&
-          (view_->rank == nullptr || (*view_->rank)[d.to] <= view_->rank_limit)) {
+          (view_->label == nullptr || (*view_->label)[d.to] <= view_->label_limit)) {
         return;
       }
       Advance();
@@ -218,44 +218,174 @@ class MatchVisitor : public boost::default_bfs_visitor {
 
 void DepGraph::EnsureClass(ClassId cls) {
   while (boost::num_vertices(graph_) <= cls) {
-    boost::add_vertex(graph_);
-    rank_.push_back(next_rank_++);
+    const auto c = static_cast<ClassId>(boost::add_vertex(graph_));
+    label_.push_back(0);
+    rep_.push_back(c);
+    next_.push_back(kNoNode);
+    prev_.push_back(tail_);
     forward_mark_.push_back(0);
     backward_mark_.push_back(0);
+    moved_mark_.push_back(0);
+    // A new class is a component of its own at the end of the order.
+    const std::uint64_t last = tail_ == kNoNode ? 0 : label_[tail_];
+    if (tail_ == kNoNode) {
+      head_ = c;
+    } else {
+      next_[tail_] = c;
+    }
+    tail_ = c;
+    if (~std::uint64_t{0} - last > kLabelGap) {
+      label_[c] = last + kLabelGap;
+    } else {
+      Spread(c, c, 1);
+    }
   }
 }
 
 bool DepGraph::MayReach(ClassId from, ClassId to) const {
-  if (from >= rank_.size() || to >= rank_.size()) return from == to;
-  return rank_[from] <= rank_[to];
+  if (from >= label_.size() || to >= label_.size()) return from == to;
+  return label_[from] <= label_[to];
 }
 
 void DepGraph::NextMarkGeneration() {
-  if (++mark_generation_ == 0) {  // wrapped: clear the marks once every 4 billion walks
+  if (++mark_generation_ == 0) {  // wrapped: clear the marks once every 4 billion searches
     std::fill(forward_mark_.begin(), forward_mark_.end(), 0);
     std::fill(backward_mark_.begin(), backward_mark_.end(), 0);
+    std::fill(moved_mark_.begin(), moved_mark_.end(), 0);
     mark_generation_ = 1;
   }
 }
 
 bool DepGraph::ClosesCycle(ClassId from, ClassId to) {
-  if (from >= rank_.size() || to >= rank_.size()) return false;  // no dependency yet
-  if (rank_[from] < rank_[to]) return false;
-  if (rank_[from] == rank_[to]) return true;  // one strongly connected component
-  return WalkForward(from, to);
+  if (from >= label_.size() || to >= label_.size()) return false;  // no dependency yet
+  if (label_[from] < label_[to]) return false;
+  if (label_[from] == label_[to]) return true;  // one strongly connected component
+  probe_cycle_ = TwoWaySearch(from, to);
+  probe_from_ = from;
+  probe_to_ = to;
+  return probe_cycle_;
 }
 
-bool DepGraph::WalkForward(ClassId from, ClassId to) {
-  // Every class on a path to -> ... -> from ranks from rank(to) to rank(from), so the walk never
-  // enters a class ranked at or above rank(from); meeting one ranked equal is meeting from's
-  // component, i.e. a path back. The walk goes on past that: Reorder needs all of it.
-  const std::uint32_t upper = rank_[from];
+bool DepGraph::TwoWaySearch(ClassId from, ClassId to) {
+  // The order is topological, so a class popped from the forward heap (smallest label first)
+  // only pushes classes labelled at least as high, and the backward heap likewise downwards:
+  // when the forward heap's smallest label is L, every class reachable from `to` labelled
+  // below L has been popped, and when the backward heap's largest is U, every class reaching
+  // `from` labelled above U. A path to -> ... -> from (a cycle with the new dependency) has
+  // some class discovered by both searches before the frontiers can cross (where one search
+  // leaves the path the other has taken it), so discovering a class the other side has
+  // discovered, or the two frontiers reaching one label (one component), is the only way a
+  // cycle shows, and every cycle does.
   NextMarkGeneration();
   const std::uint32_t gen = mark_generation_;
-  bool cycle = false;
+  auto forward_later = [](const Ordered& a, const Ordered& b) { return a.label > b.label; };
+  auto backward_earlier = [](const Ordered& a, const Ordered& b) { return a.label < b.label; };
+  forward_heap_.clear();
+  backward_heap_.clear();
   forward_.clear();
-  stack_.clear();
-  stack_.push_back(to);
+  backward_.clear();
+  forward_heap_.push_back(Ordered{label_[to], to});
+  forward_mark_[to] = gen;
+  backward_heap_.push_back(Ordered{label_[from], from});
+  backward_mark_[from] = gen;
+  bool backward_turn = true;
+  while (!forward_heap_.empty() && !backward_heap_.empty()) {
+    const std::uint64_t low = forward_heap_.front().label, high = backward_heap_.front().label;
+    if (low > high) break;
+    if (low == high) return true;  // one component reached from both sides
+    if (backward_turn) {
+      std::pop_heap(backward_heap_.begin(), backward_heap_.end(), backward_earlier);
+      const ClassId v = backward_heap_.back().cls;
+      backward_heap_.pop_back();
+      backward_.push_back(v);
+      for (auto [e, end] = boost::in_edges(v, graph_); e != end; ++e) {
+        const auto w = static_cast<ClassId>(boost::source(*e, graph_));
+        if (backward_mark_[w] == gen) continue;
+        if (forward_mark_[w] == gen) return true;
+        backward_mark_[w] = gen;
+        backward_heap_.push_back(Ordered{label_[w], w});
+        std::push_heap(backward_heap_.begin(), backward_heap_.end(), backward_earlier);
+      }
+    } else {
+      std::pop_heap(forward_heap_.begin(), forward_heap_.end(), forward_later);
+      const ClassId v = forward_heap_.back().cls;
+      forward_heap_.pop_back();
+      forward_.push_back(v);
+      for (auto [e, end] = boost::out_edges(v, graph_); e != end; ++e) {
+        const auto w = static_cast<ClassId>(boost::target(*e, graph_));
+        if (forward_mark_[w] == gen) continue;
+        if (backward_mark_[w] == gen) return true;
+        forward_mark_[w] = gen;
+        forward_heap_.push_back(Ordered{label_[w], w});
+        std::push_heap(forward_heap_.begin(), forward_heap_.end(), forward_later);
+      }
+    }
+    backward_turn = !backward_turn;
+  }
+  cut_low_ = backward_heap_.empty() ? 0 : backward_heap_.front().label;
+  cut_high_ = forward_heap_.empty() ? ~std::uint64_t{0} : forward_heap_.front().label;
+  return false;
+}
+
+void DepGraph::MoveToCut() {
+  // With every class reachable from `to` below cut_high_ popped forward and every class
+  // reaching `from` above cut_low_ popped backward, any cut c with cut_low_ <= c < cut_high_
+  // works: the forward classes labelled at most c (all that `to` reaches there) and the
+  // backward ones above c (all that reach `from` there) move to c, backward ones first, each
+  // group in its order. Forward classes only move later and backward ones earlier, and what
+  // stays reachable from a moved forward class lies above c, what reaches a moved backward
+  // one below c. Take the cut that moves fewest classes. forward_ is ascending, backward_
+  // descending (heap order).
+  const std::uint32_t gen = mark_generation_;
+  const std::size_t forward_count = forward_.size();
+  std::size_t nf = 0, nb = backward_.size();  // forward_[0, nf) <= c < backward_[0, nb)
+  std::uint64_t c = cut_low_;
+  ClassId anchor = backward_heap_.empty() ? kNoNode : backward_heap_.front().cls;  // label c
+  while (nf < forward_count && label_[forward_[nf]] <= c) ++nf;
+  while (nb > 0 && label_[backward_[nb - 1]] <= c) --nb;
+  std::size_t best_nf = nf, best_nb = nb;
+  ClassId best_anchor = anchor;
+  for (;;) {
+    const std::uint64_t f = nf < forward_count ? label_[forward_[nf]] : ~std::uint64_t{0};
+    const std::uint64_t b = nb > 0 ? label_[backward_[nb - 1]] : ~std::uint64_t{0};
+    c = std::min(f, b);
+    if (c >= cut_high_) break;
+    anchor = f <= b ? forward_[nf] : backward_[nb - 1];
+    while (nf < forward_count && label_[forward_[nf]] <= c) ++nf;
+    while (nb > 0 && label_[backward_[nb - 1]] <= c) --nb;
+    if (nf + nb < best_nf + best_nb) {
+      best_nf = nf;
+      best_nb = nb;
+      best_anchor = anchor;
+    }
+  }
+  block_.clear();
+  auto take = [&](ClassId v) {
+    const ClassId r = rep_[v];
+    if (moved_mark_[r] == gen) return;
+    moved_mark_[r] = gen;
+    block_.push_back(r);
+  };
+  for (std::size_t i = best_nb; i-- > 0;) take(backward_[i]);
+  for (std::size_t i = 0; i < best_nf; ++i) take(forward_[i]);
+  // The last component left at or before the cut: the anchor holds label c; moved ones
+  // before it are skipped.
+  ClassId after = best_anchor == kNoNode ? kNoNode : rep_[best_anchor];
+  while (after != kNoNode && moved_mark_[after] == gen) after = prev_[after];
+  Relink(after);
+}
+
+void DepGraph::MergeCycle(ClassId from, ClassId to) {
+  // F: the classes reachable from `to` labelled below `from`; B: those reaching `from`
+  // labelled above `to`. The cycle's classes C (in both, or in the components of `from` and
+  // `to`) become one component. Either B - C and C move down to just after `to`'s old place
+  // (every class that `to` reaches at or below it is in C), or C and F - C move up to just
+  // before `from`'s, whichever moves fewer; each group keeps its order.
+  const std::uint64_t upper = label_[from], lower = label_[to];
+  NextMarkGeneration();
+  const std::uint32_t gen = mark_generation_;
+  forward_.clear();
+  stack_.assign(1, to);
   forward_mark_[to] = gen;
   while (!stack_.empty()) {
     const ClassId v = stack_.back();
@@ -263,28 +393,14 @@ bool DepGraph::WalkForward(ClassId from, ClassId to) {
     forward_.push_back(v);
     for (auto [e, end] = boost::out_edges(v, graph_); e != end; ++e) {
       const auto w = static_cast<ClassId>(boost::target(*e, graph_));
-      const std::uint32_t r = rank_[w];
-      if (r >= upper) {
-        cycle |= r == upper;
-        continue;
-      }
-      if (forward_mark_[w] != gen) {
+      if (forward_mark_[w] != gen && label_[w] < upper) {
         forward_mark_[w] = gen;
         stack_.push_back(w);
       }
     }
   }
-  probe_from_ = from;
-  probe_to_ = to;
-  probe_cycle_ = cycle;
-  return cycle;
-}
-
-void DepGraph::WalkBackward(ClassId from, std::uint32_t lower) {
-  const std::uint32_t gen = mark_generation_;
   backward_.clear();
-  stack_.clear();
-  stack_.push_back(from);
+  stack_.assign(1, from);
   backward_mark_[from] = gen;
   while (!stack_.empty()) {
     const ClassId v = stack_.back();
@@ -292,84 +408,157 @@ void DepGraph::WalkBackward(ClassId from, std::uint32_t lower) {
     backward_.push_back(v);
     for (auto [e, end] = boost::in_edges(v, graph_); e != end; ++e) {
       const auto w = static_cast<ClassId>(boost::source(*e, graph_));
-      if (backward_mark_[w] != gen && rank_[w] > lower) {
+      if (backward_mark_[w] != gen && label_[w] > lower) {
         backward_mark_[w] = gen;
         stack_.push_back(w);
       }
     }
   }
-}
-
-void DepGraph::Reorder(ClassId from, ClassId to, bool walked) {
-  const std::uint32_t lower = rank_[to], upper = rank_[from];
-  if (upper <= lower) return;  // in order, or within one component
-  // Pearce-Kelly: F, the classes reachable from `to` ranked below `from`, must move after B,
-  // the classes reaching `from` ranked above `to`; their ranks are pooled and handed out again.
-  // A component lies wholly in F or wholly in B (its classes share a rank and reach each other).
-  // If the dependency closes a cycle, the classes on it, C = (F and B) plus the components of
-  // `from` and `to`, become one component: B - C takes the lowest pooled ranks, F - C the
-  // highest, C one rank between (the pool has a rank to spare: C held at least two). Each
-  // group keeps its relative order; B's classes only move down and F's only up, which is what
-  // keeps every dependency into or out of the region in order.
-  const bool cycle = walked ? probe_cycle_ : WalkForward(from, to);
-  WalkBackward(from, lower);
-  const std::uint32_t gen = mark_generation_;
-  backward_keys_.clear();
-  forward_keys_.clear();
-  merged_.clear();
-  pool_.clear();
+  std::vector<ClassId> merged, backward_rest, forward_rest;
   for (const ClassId v : backward_) {
-    if (cycle && (forward_mark_[v] == gen || rank_[v] == upper)) {
-      merged_.push_back(v);
+    if (forward_mark_[v] == gen || label_[v] == upper) {
+      merged.push_back(v);
     } else {
-      backward_keys_.push_back((std::uint64_t{rank_[v]} << 32) | v);
+      backward_rest.push_back(v);
     }
   }
   for (const ClassId v : forward_) {
-    if (cycle && backward_mark_[v] == gen) continue;  // counted with B
-    if (cycle && rank_[v] == lower) {
-      merged_.push_back(v);
+    if (backward_mark_[v] == gen) continue;  // counted with B
+    if (label_[v] == lower) {
+      merged.push_back(v);
     } else {
-      forward_keys_.push_back((std::uint64_t{rank_[v]} << 32) | v);
+      forward_rest.push_back(v);
     }
   }
-  std::sort(backward_keys_.begin(), backward_keys_.end());
-  std::sort(forward_keys_.begin(), forward_keys_.end());
-  // The pool: every distinct rank of the region, ascending.
-  auto add_ranks = [this](const std::vector<std::uint64_t>& keys) {
-    for (const std::uint64_t k : keys) {
-      const auto r = static_cast<std::uint32_t>(k >> 32);
-      if (pool_.empty() || pool_.back() != r) pool_.push_back(r);
-    }
+  const bool move_backward = backward_rest.size() <= forward_rest.size();
+  std::vector<ClassId>& rest = move_backward ? backward_rest : forward_rest;
+  auto by_label = [this](ClassId a, ClassId b) { return label_[a] < label_[b]; };
+  std::sort(rest.begin(), rest.end(), by_label);
+  // Mark what moves, and find the last component left before the cut.
+  for (const ClassId v : merged) moved_mark_[rep_[v]] = gen;
+  for (const ClassId v : rest) moved_mark_[rep_[v]] = gen;
+  ClassId after = rep_[move_backward ? to : from];
+  while (after != kNoNode && moved_mark_[after] == gen) after = prev_[after];
+  // The new component: representative rep(from); the old ones' list entries go.
+  const ClassId rep = rep_[from];
+  for (const ClassId v : merged) {
+    const ClassId r = rep_[v];
+    if (r != rep && r == v) Unlink(r);
+    members_.erase(r);
+  }
+  for (const ClassId v : merged) rep_[v] = rep;
+  members_[rep] = merged;
+  block_.clear();
+  auto take = [&](ClassId r) {
+    if (moved_mark_[r] != gen) return;
+    moved_mark_[r] = 0;  // once
+    block_.push_back(r);
   };
-  add_ranks(backward_keys_);
-  const std::size_t backward_ranks = pool_.size();
-  add_ranks(forward_keys_);
-  const std::size_t forward_ranks = pool_.size() - backward_ranks;
-  for (const ClassId v : merged_) pool_.push_back(rank_[v]);
-  // pool_ holds B's ranks then F's, each ascending; C's (cycle only) at the end.
-  if (merged_.empty()) {
-    std::inplace_merge(pool_.begin(), pool_.begin() + static_cast<std::ptrdiff_t>(backward_ranks),
-                       pool_.end());
+  if (move_backward) {
+    for (const ClassId v : backward_rest) take(rep_[v]);
+    block_.push_back(rep);
   } else {
-    std::sort(pool_.begin(), pool_.end());
-    pool_.erase(std::unique(pool_.begin(), pool_.end()), pool_.end());
+    block_.push_back(rep);
+    for (const ClassId v : forward_rest) take(rep_[v]);
   }
-  // Hand the ranks out, one per component (consecutive keys of equal rank).
-  auto assign = [this](const std::vector<std::uint64_t>& keys, std::size_t next) {
-    std::uint32_t last = 0;
-    bool first = true;
-    for (const std::uint64_t k : keys) {
-      const auto r = static_cast<std::uint32_t>(k >> 32);
-      if (!first && r != last) ++next;
-      first = false;
-      last = r;
-      rank_[static_cast<ClassId>(k)] = pool_[next];
+  Relink(after);
+}
+
+void DepGraph::Unlink(ClassId rep) {
+  const ClassId p = prev_[rep], n = next_[rep];
+  if (p == kNoNode) {
+    head_ = n;
+  } else {
+    next_[p] = n;
+  }
+  if (n == kNoNode) {
+    tail_ = p;
+  } else {
+    prev_[n] = p;
+  }
+  prev_[rep] = next_[rep] = kNoNode;
+}
+
+void DepGraph::Relink(ClassId after) {
+  for (const ClassId r : block_) Unlink(r);
+  const ClassId before = after == kNoNode ? head_ : next_[after];
+  ClassId p = after;
+  for (const ClassId r : block_) {
+    prev_[r] = p;
+    if (p == kNoNode) {
+      head_ = r;
+    } else {
+      next_[p] = r;
     }
-  };
-  assign(backward_keys_, 0);
-  assign(forward_keys_, pool_.size() - forward_ranks);
-  for (const ClassId v : merged_) rank_[v] = pool_[backward_ranks];
+    p = r;
+  }
+  next_[p] = before;
+  if (before == kNoNode) {
+    tail_ = p;
+  } else {
+    prev_[before] = p;
+  }
+  // Labels evenly between the neighbours' if the gap has room, else spread a wider range.
+  const std::size_t count = block_.size();
+  const std::uint64_t low = after == kNoNode ? 0 : label_[after];
+  std::uint64_t step;
+  if (before == kNoNode) {
+    step = (~std::uint64_t{0} - low) / kLabelGap > count ? kLabelGap : 0;
+  } else {
+    step = (label_[before] - low) / (count + 1);
+  }
+  if (step == 0) {
+    Spread(block_.front(), block_.back(), count);
+    return;
+  }
+  std::uint64_t l = low;
+  for (const ClassId r : block_) SetLabel(r, l += step);
+}
+
+void DepGraph::Spread(ClassId first, ClassId last, std::size_t count) {
+  // Widen first..last over its neighbours, one each side at a time, until the labels between
+  // the outer neighbours leave gaps of at least 64 x the range's size (so that many more
+  // components fit in before this range is spread again), or the range is the whole order.
+  // At the tail the gaps are kLabelGap while the label space lasts.
+  constexpr std::uint64_t kMax = ~std::uint64_t{0};
+  ClassId before = prev_[first], after = next_[last];
+  std::uint64_t low = 0, step = 0;
+  for (;;) {
+    low = before == kNoNode ? 0 : label_[before];
+    if (after == kNoNode && (kMax - low) / kLabelGap > count) {
+      step = kLabelGap;
+      break;
+    }
+    const std::uint64_t high = after == kNoNode ? kMax : label_[after];
+    step = (high - low) / (count + 1);
+    if (step >= 64 * static_cast<std::uint64_t>(count) ||
+        (before == kNoNode && after == kNoNode)) {
+      break;
+    }
+    if (before != kNoNode) {
+      first = before;
+      before = prev_[before];
+      ++count;
+    }
+    if (after != kNoNode) {
+      last = after;
+      after = next_[after];
+      ++count;
+    }
+  }
+  std::uint64_t l = low;
+  for (ClassId r = first;; r = next_[r]) {
+    SetLabel(r, l += step);
+    if (r == last) break;
+  }
+}
+
+void DepGraph::SetLabel(ClassId rep, std::uint64_t label) {
+  label_[rep] = label;
+  if (members_.empty()) return;
+  auto it = members_.find(rep);
+  if (it == members_.end()) return;
+  for (const ClassId v : it->second) label_[v] = label;
 }
 
 const Dependency* DepGraph::Find(ClassId from, ClassId to) const {
@@ -378,9 +567,9 @@ const Dependency* DepGraph::Find(ClassId from, ClassId to) const {
 }
 
 std::uint32_t DepGraph::Add(const Dependency& dep) {
-  // ClosesCycle()'s walk for this dependency is still valid: nothing changed since (the walks
-  // never enter `from`, so the new edge itself does not matter to them).
-  const bool walked = probe_from_ == dep.from && probe_to_ == dep.to;
+  // ClosesCycle()'s search for this dependency is still valid: nothing changed since (and the
+  // new edge itself does not matter to it: a search that could use it has met the other).
+  const bool searched = probe_from_ == dep.from && probe_to_ == dep.to;
   probe_from_ = probe_to_ = kNoClass;
   auto [it, inserted] = index_.try_emplace(EdgeKey(dep.from, dep.to),
                                            static_cast<std::uint32_t>(deps_.size()));
@@ -391,7 +580,14 @@ std::uint32_t DepGraph::Add(const Dependency& dep) {
   EnsureClass(std::max(dep.from, dep.to));
   deps_.push_back(dep);
   boost::add_edge(dep.from, dep.to, DepRef{it->second}, graph_);
-  Reorder(dep.from, dep.to, walked);
+  if (label_[dep.from] > label_[dep.to]) {  // against the order
+    const bool cycle = searched ? probe_cycle_ : TwoWaySearch(dep.from, dep.to);
+    if (cycle) {
+      MergeCycle(dep.from, dep.to);
+    } else {
+      MoveToCut();
+    }
+  }
   return it->second;
 }
 
@@ -417,11 +613,11 @@ std::optional<std::vector<PathStep>> DepGraph::Search(
   }
   StartSearch();
   StrongPathView view{&graph_, &deps_, dir};
-  if (dir == Direction::kForward && limit != kNoClass && limit < rank_.size()) {
-    // Every class on a path to `limit` ranks at most rank(limit), so the walk never needs to
-    // enter a class ranked above it (the bound the topological order gives the search).
-    view.rank = &rank_;
-    view.rank_limit = rank_[limit];
+  if (dir == Direction::kForward && limit != kNoClass && limit < label_.size()) {
+    // Every class on a path to `limit` is labelled at most label(limit), so the walk never
+    // needs to enter a class labelled above it (the bound the topological order gives).
+    view.label = &label_;
+    view.label_limit = label_[limit];
   }
   StampedColorMap colors{&stamp_, &color_, generation_};
   boost::queue<State> queue;
@@ -473,25 +669,52 @@ std::vector<std::vector<ClassId>> DepGraph::Cycles() const {
 }
 
 std::string DepGraph::CheckInvariants() const {
-  // The ranks: a topological order of the strongly connected components, one rank each.
+  // The labels: a topological order of the strongly connected components, one label each,
+  // kept on a list of the components' representatives in label order.
   const std::size_t n = boost::num_vertices(graph_);
+  if (label_.size() != n || rep_.size() != n) return "order arrays sized unlike the graph";
   std::vector<std::size_t> component(n);
   if (n) {
     boost::strong_components(graph_, boost::make_iterator_property_map(
                                           component.begin(), boost::get(boost::vertex_index, graph_)));
   }
-  std::unordered_map<std::uint32_t, std::size_t> component_of_rank;
-  std::unordered_map<std::size_t, std::uint32_t> rank_of_component;
+  std::unordered_map<std::uint64_t, std::size_t> component_of_label;
+  std::unordered_map<std::size_t, std::uint64_t> label_of_component;
   for (std::size_t v = 0; v < n; ++v) {
-    if (rank_[v] >= next_rank_) return "rank out of range";
-    auto [r, r_new] = component_of_rank.try_emplace(rank_[v], component[v]);
-    auto [c, c_new] = rank_of_component.try_emplace(component[v], rank_[v]);
-    if (r->second != component[v] || c->second != rank_[v]) {
-      return "ranks differ from the strongly connected components";
+    auto [r, r_new] = component_of_label.try_emplace(label_[v], component[v]);
+    auto [c, c_new] = label_of_component.try_emplace(component[v], label_[v]);
+    if (r->second != component[v] || c->second != label_[v]) {
+      return "labels differ from the strongly connected components";
+    }
+    const ClassId rep = rep_[v];
+    if (rep >= n || rep_[rep] != rep || label_[rep] != label_[v]) {
+      return "class and representative disagree";
+    }
+    if (rep != v) {
+      auto it = members_.find(rep);
+      if (it == members_.end() ||
+          std::find(it->second.begin(), it->second.end(), v) == it->second.end()) {
+        return "class missing from its component's members";
+      }
     }
   }
+  for (const auto& [rep, members] : members_) {
+    if (members.size() < 2) return "component record with fewer than two classes";
+    for (const ClassId v : members) {
+      if (v >= n || rep_[v] != rep) return "component member with another representative";
+    }
+  }
+  std::size_t listed = 0;
+  for (ClassId r = head_, p = kNoNode; r != kNoNode; p = r, r = next_[r]) {
+    if (r >= n || rep_[r] != r) return "order list holds a class that is no representative";
+    if (prev_[r] != p) return "order list links disagree";
+    if (p != kNoNode && label_[p] >= label_[r]) return "order list not in label order";
+    if (label_[r] == 0) return "label 0 in use";
+    if (++listed > n) return "order list loops";
+  }
+  if (listed != label_of_component.size()) return "order list misses components";
   for (const auto& d : deps_) {
-    if (rank_[d.from] > rank_[d.to]) return "topological order violated by a dependency";
+    if (label_[d.from] > label_[d.to]) return "topological order violated by a dependency";
   }
   if (boost::num_edges(graph_) != deps_.size()) return "edge count differs from dependency count";
   if (index_.size() != deps_.size()) return "edge index size differs from dependency count";
@@ -508,8 +731,9 @@ std::string DepGraph::CheckInvariants() const {
 }
 
 std::size_t DepGraph::ApproximateBytes() const {
-  // Two adjacency entries per edge (bidirectional), the dependency record, the hash entry.
-  return deps_.size() * (2 * 16 + sizeof(Dependency) + 32) + class_count() * 64 +
+  // Two adjacency entries per edge (bidirectional), the dependency record, the hash entry;
+  // per class its vertex, label, representative, list links and marks.
+  return deps_.size() * (2 * 16 + sizeof(Dependency) + 32) + class_count() * 92 +
          stamp_.capacity() * 4 + color_.capacity() + pred_.capacity() * sizeof(PathStep);
 }
 

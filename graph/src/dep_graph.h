@@ -73,27 +73,34 @@ class DepGraph {
   // Breadth-first search over strong walks from `root`. `match(state)` is tested on every
   // state in BFS order, the root included; the first match ends the search and its path
   // (root excluded, in walk order) is returned. `visit(state)`, if given, sees every state.
-  // `limit`: a forward search that can only match states of class `limit` (or of classes ranked
-  // no higher); while the graph is ordered the walk then skips every class ranked above it.
+  // `limit`: a forward search that can only match states of class `limit` (or of classes ordered
+  // no later); the walk then skips every class ordered after it.
   std::optional<std::vector<PathStep>> Search(Direction dir, State root,
                                               const std::function<bool(State)>& match,
                                               ClassId limit = kNoClass) const;
   void VisitAll(Direction dir, State root, const std::function<void(State)>& visit) const;
 
-  // The classes are kept in a topological order of their strongly connected components
-  // (Pearce-Kelly, as abseil's GraphCycles does, extended to merge the classes of a cycle into
-  // one rank): rank(a) <= rank(b) for every dependency a -> b, with equality exactly when a and
-  // b lie on a common cycle. So a path a -> ... -> b can only visit classes ranked from rank(a)
-  // to rank(b), and none exists when rank(a) > rank(b). Recording a cycle keeps the order.
+  // The classes are kept in a topological order of their strongly connected components:
+  // label(a) <= label(b) for every dependency a -> b, with equality exactly when a and b lie on
+  // a common cycle (a component's classes share one label). So a path a -> ... -> b can only
+  // visit classes labelled from label(a) to label(b), and none exists when label(a) > label(b).
+  // Labels are 64-bit order-maintenance labels on a list of components with gaps between
+  // them, so a dependency against the order moves only the components that must move (the
+  // two-way ordered search of Haeupler, Kavitha, Mathew, Sen and Tarjan), not Pearce-Kelly's
+  // whole affected region. Recording a cycle keeps the order (its classes become one
+  // component).
 
-  // False only when no path from -> ... -> to can exist (from is ranked after to).
+  // False only when no path from -> ... -> to can exist (from is ordered after to).
   bool MayReach(ClassId from, ClassId to) const;
   // Whether a path to -> ... -> from exists, i.e. adding the dependency from -> to closes a
-  // cycle (dependency types ignored). Decided by the ranks where they can, else by the forward
-  // walk from `to` that re-ranking for from -> to needs anyway; the walk is kept for the Add()
-  // of that dependency if the graph does not change in between. O(1), or the classes reachable
-  // from `to` ranked below `from`, and their dependencies.
+  // cycle (dependency types ignored). Decided by the labels where they can, else by the
+  // two-way search that re-ordering for from -> to needs anyway (forward from `to` and
+  // backward from `from`, each in label order, until they meet or cross); the search is kept
+  // for the Add() of that dependency if the graph does not change in between. O(1), or the
+  // classes the two searches pop and their dependencies (on the 10,000-lock pool a handful).
   bool ClosesCycle(ClassId from, ClassId to);
+  // The label of `cls`'s component (test and diagnostics).
+  std::uint64_t LabelOf(ClassId cls) const { return label_[cls]; }
 
   // Strongly connected components with more than one class.
   std::vector<std::vector<ClassId>> Cycles() const;
@@ -110,29 +117,57 @@ class DepGraph {
 
   // Sizes the per-search scratch for every state and starts a new colour generation.
   void StartSearch() const;
-  // Pearce-Kelly's walks for a dependency from -> to against the order, into forward_ (the
-  // classes reachable from `to` ranked below `from`) and backward_ (those reaching `from`
-  // ranked above `to`), marked with mark_generation_. WalkForward returns whether it met
-  // `from`'s component, i.e. the dependency closes a cycle.
-  bool WalkForward(ClassId from, ClassId to);
-  void WalkBackward(ClassId from, std::uint32_t lower);
-  // Keeps rank_ a topological order of the components after adding from -> to; `walked`:
-  // forward_ already holds WalkForward(from, to).
-  void Reorder(ClassId from, ClassId to, bool walked);
+
+  // The order. A heap entry of the two-way search: a class and its label.
+  struct Ordered {
+    std::uint64_t label;
+    ClassId cls;
+  };
+  static constexpr ClassId kNoNode = 0xffffffffu;
+  // Appended components are this far apart; a range is re-labelled when a gap is used up.
+  static constexpr std::uint64_t kLabelGap = std::uint64_t{1} << 32;
   void NextMarkGeneration();
+  // The two-way search for from -> to against the order (label(from) > label(to)): pops the
+  // classes reachable from `to` in ascending label order into forward_ and those reaching
+  // `from` in descending order into backward_, alternately, until the next forward label
+  // exceeds the next backward one (then every class reachable from `to` below the forward
+  // frontier and every class reaching `from` above the backward frontier is known) or the two
+  // meet (a cycle). Leaves the frontiers' labels in cut_low_/cut_high_. Returns whether the
+  // dependency closes a cycle.
+  bool TwoWaySearch(ClassId from, ClassId to);
+  // After a search without cycle: moves the popped forward classes at or below a cut and the
+  // popped backward ones above it to the cut, backward ones first (the cut is chosen between
+  // the frontiers so that fewest components move).
+  void MoveToCut();
+  // A dependency from -> to that closes a cycle: the classes on it become one component, placed
+  // with the classes that must stay on either side of it (full walks over the label window).
+  void MergeCycle(ClassId from, ClassId to);
+  // Takes the components in block_ (representatives, in their new order) out of the list and
+  // puts them back after `after` (kNoNode: at the head), with fresh labels.
+  void Relink(ClassId after);
+  // Gives the `count` consecutive components first..last labels between their neighbours',
+  // widening the range over neighbours until its labels are sparse enough.
+  void Spread(ClassId first, ClassId last, std::size_t count);
+  void SetLabel(ClassId rep, std::uint64_t label);
+  void Unlink(ClassId rep);
 
   ClassGraph graph_;
   std::vector<Dependency> deps_;
-  std::vector<std::uint32_t> rank_;  // per class; one rank per strongly connected component
-  std::uint32_t next_rank_ = 0;
-  // Pearce-Kelly scratch, reused: generation-stamped marks of the two walks, their results,
-  // the DFS stack, sort keys (rank << 32 | class) and the pooled ranks.
-  std::vector<std::uint32_t> forward_mark_, backward_mark_;
+  std::vector<std::uint64_t> label_;  // per class; one label per strongly connected component
+  std::vector<ClassId> rep_;          // per class: its component's representative
+  std::vector<ClassId> next_, prev_;  // per representative: the order list
+  ClassId head_ = kNoNode, tail_ = kNoNode;
+  // The classes of each component of two or more, by representative.
+  std::unordered_map<ClassId, std::vector<ClassId>> members_;
+  // Search scratch, reused: generation-stamped marks (discovered forward / backward, moved),
+  // the two heaps, the popped classes, the DFS stack of MergeCycle, the block being moved.
+  std::vector<std::uint32_t> forward_mark_, backward_mark_, moved_mark_;
   std::uint32_t mark_generation_ = 0;
-  std::vector<ClassId> stack_, forward_, backward_, merged_;
-  std::vector<std::uint64_t> forward_keys_, backward_keys_;
-  std::vector<std::uint32_t> pool_;
-  // The last ClosesCycle() walk, valid for Add(probe_from_ -> probe_to_) until the graph changes.
+  std::vector<Ordered> forward_heap_, backward_heap_;
+  std::vector<ClassId> forward_, backward_, stack_, block_;
+  std::uint64_t cut_low_ = 0, cut_high_ = 0;
+  // The last ClosesCycle() search, valid for Add(probe_from_ -> probe_to_) until the graph
+  // changes.
   ClassId probe_from_ = kNoClass, probe_to_ = kNoClass;
   bool probe_cycle_ = false;
   std::unordered_map<std::uint64_t, std::uint32_t> index_;

@@ -219,8 +219,21 @@ struct ClassRec {
   std::uint8_t subclass = 0;
   std::string name;
   std::atomic<std::uint64_t> usage[kUsageKinds][2] = {};
-  // Where each usage bit was first set: index kind * kMaxContexts + context. Graph lock.
-  std::unordered_map<std::uint32_t, UsageTrace> traces;
+  // Where each usage bit was first set: one record per acquisition that set new bits (the
+  // bits and the acquisition's trace), so a first acquisition with 30 contexts enabled adds one
+  // record, not 30 hash nodes; a class has a handful. Graph lock.
+  struct TraceRecord {
+    Usage bits;
+    UsageTrace trace;
+  };
+  std::vector<TraceRecord> traces;
+
+  const UsageTrace* TraceOf(UsageKind k, ContextId c) const {
+    for (const TraceRecord& r : traces) {
+      if (r.bits.Has(k, c)) return &r.trace;
+    }
+    return nullptr;
+  }
 
   bool HasUsage(UsageKind k, ContextId c) const {
     return (usage[static_cast<int>(k)][c >> 6].load(std::memory_order_relaxed) >> (c & 63)) & 1u;
@@ -681,11 +694,10 @@ ReportedUsage Validator::UsageOf(ClassId cls, UsageKind k, ContextId ctx) const 
   const ClassRec& c = e_->Class(cls);
   u.lock = c.name;
   u.bit = UsageBitName(e_->ContextName(ctx), k);
-  auto it = c.traces.find(static_cast<std::uint32_t>(k) * kMaxContexts + ctx);
-  if (it != c.traces.end()) {
-    u.stack = it->second.stack;
-    u.ip = it->second.ip;
-    u.run = it->second.run;
+  if (const UsageTrace* t = c.TraceOf(k, ctx)) {
+    u.stack = t->stack;
+    u.ip = t->ip;
+    u.run = t->run;
   }
   return u;
 }
@@ -725,6 +737,7 @@ Finding Validator::Base(FindingKind kind, const AcquireContext& ac, const HeldLo
 
 void Validator::MarkUsage(AcquireContext& ac, const HeldLock& h, const Usage& needed) {
   ClassRec& cls = e_->Class(h.cls);
+  std::size_t record = cls.traces.size();  // this acquisition's trace record, once it has a bit
   for (int k = 0; k < kUsageKinds; ++k) {
     const auto kind = static_cast<UsageKind>(k);
     const ContextMask fresh = needed[kind] & ~cls.UsageMask(kind);
@@ -803,8 +816,11 @@ void Validator::MarkUsage(AcquireContext& ac, const HeldLock& h, const Usage& ne
       }
       // Record the bit and where it was first set.
       cls.usage[k][ctx >> 6].fetch_or(std::uint64_t{1} << (ctx & 63), std::memory_order_release);
-      cls.traces.emplace(static_cast<std::uint32_t>(k) * kMaxContexts + ctx,
-                         UsageTrace{ac.Stack(), h.ip, ac.thread->run});
+      if (record == cls.traces.size()) {
+        cls.traces.push_back(
+            ClassRec::TraceRecord{Usage{}, UsageTrace{ac.Stack(), h.ip, ac.thread->run}});
+      }
+      cls.traces[record].bits[kind].Set(ctx);
       if (used_in) e_->used_in_any.Set(ctx);
     }
   }
@@ -1822,7 +1838,7 @@ std::string Engine::CheckInvariants() const {
       const ContextMask m = c.UsageMask(static_cast<UsageKind>(k));
       for (int ctx = 0; ctx < kMaxContexts; ++ctx) {
         if (m.Test(static_cast<ContextId>(ctx)) &&
-            !c.traces.count(static_cast<std::uint32_t>(k) * kMaxContexts + ctx)) {
+            !c.TraceOf(static_cast<UsageKind>(k), static_cast<ContextId>(ctx))) {
           return "usage bit without a trace on class " + c.name;
         }
       }

@@ -251,6 +251,36 @@ TEST(Irq, EnabledFirstThenUsedInIrqIsInconsistentToo) {
   EXPECT_THAT(h.reports()[0], HasSubstr("inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage."));
 }
 
+// A report names where the earlier usage bit was first set: each bit has the trace of the
+// acquisition that set it, also when one acquisition set several and a later one more.
+TEST(Irq, InconsistentReportsShowWhereEachEarlierBitWasFirstSet) {
+  Harness h;
+  auto take = [&](int t, std::uint64_t ip) {
+    AcquireRequest r;
+    r.lock = h.Lock("A");
+    r.ip = ip;
+    h.engine().Acquire(h.T(t), r);
+    h.U(t, "A");
+  };
+  h.IrqOff(1, kSoftirqContext);
+  take(1, 0x111);  // HARDIRQ-ON-W
+  h.IrqOn(1, kSoftirqContext);
+  take(1, 0x222);  // SOFTIRQ-ON-W
+  take(1, 0x333);  // nothing new
+  h.Enter(0, kHardirqContext);
+  take(0, 0x444);
+  h.Exit(0, kHardirqContext);
+  h.Enter(2, kSoftirqContext);
+  take(2, 0x555);
+  h.Exit(2, kSoftirqContext);
+  ASSERT_EQ(h.Count(FindingKind::kInconsistentLockState), 2u) << h.AllReports();
+  EXPECT_EQ(h.findings()[0].previous_bit, "HARDIRQ-ON-W");
+  EXPECT_EQ(h.findings()[0].safe_usage.ip, 0x111u);
+  EXPECT_EQ(h.findings()[1].previous_bit, "SOFTIRQ-ON-W");
+  EXPECT_EQ(h.findings()[1].safe_usage.ip, 0x222u);
+  EXPECT_THAT(h.reports()[1], HasSubstr("{SOFTIRQ-ON-W} state was registered at:"));
+}
+
 TEST(Irq, IrqsDisabledTwinIsClean) {
   Harness h;
   h.Enter(0, kHardirqContext).L(0, "A").U(0, "A").Exit(0, kHardirqContext);

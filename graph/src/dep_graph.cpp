@@ -562,8 +562,8 @@ void DepGraph::SetLabel(ClassId rep, std::uint64_t label) {
 }
 
 const Dependency* DepGraph::Find(ClassId from, ClassId to) const {
-  auto it = index_.find(EdgeKey(from, to));
-  return it == index_.end() ? nullptr : &deps_[it->second];
+  const std::uint32_t i = index_.Find(EdgeKey(from, to));
+  return i == EdgeIndex::kAbsent ? nullptr : &deps_[i];
 }
 
 std::uint32_t DepGraph::Add(const Dependency& dep) {
@@ -571,15 +571,15 @@ std::uint32_t DepGraph::Add(const Dependency& dep) {
   // new edge itself does not matter to it: a search that could use it has met the other).
   const bool searched = probe_from_ == dep.from && probe_to_ == dep.to;
   probe_from_ = probe_to_ = kNoClass;
-  auto [it, inserted] = index_.try_emplace(EdgeKey(dep.from, dep.to),
-                                           static_cast<std::uint32_t>(deps_.size()));
+  const auto [index, inserted] =
+      index_.Insert(EdgeKey(dep.from, dep.to), static_cast<std::uint32_t>(deps_.size()));
   if (!inserted) {
-    deps_[it->second].types |= dep.types;
-    return it->second;
+    deps_[index].types |= dep.types;
+    return index;
   }
   EnsureClass(std::max(dep.from, dep.to));
   deps_.push_back(dep);
-  boost::add_edge(dep.from, dep.to, DepRef{it->second}, graph_);
+  boost::add_edge(dep.from, dep.to, DepRef{index}, graph_);
   if (label_[dep.from] > label_[dep.to]) {  // against the order
     const bool cycle = searched ? probe_cycle_ : TwoWaySearch(dep.from, dep.to);
     if (cycle) {
@@ -588,7 +588,7 @@ std::uint32_t DepGraph::Add(const Dependency& dep) {
       MoveToCut();
     }
   }
-  return it->second;
+  return index;
 }
 
 void DepGraph::StartSearch() const {
@@ -720,8 +720,7 @@ std::string DepGraph::CheckInvariants() const {
   if (index_.size() != deps_.size()) return "edge index size differs from dependency count";
   for (std::uint32_t i = 0; i < deps_.size(); ++i) {
     const Dependency& d = deps_[i];
-    auto it = index_.find(EdgeKey(d.from, d.to));
-    if (it == index_.end() || it->second != i) return "dependency missing from the edge index";
+    if (index_.Find(EdgeKey(d.from, d.to)) != i) return "dependency missing from the edge index";
     if (d.types == 0 || (d.types & ~0xfu)) return "dependency with invalid type bits";
     if (d.from == d.to) return "self dependency";
     auto [e, found] = boost::edge(d.from, d.to, graph_);
@@ -731,9 +730,11 @@ std::string DepGraph::CheckInvariants() const {
 }
 
 std::size_t DepGraph::ApproximateBytes() const {
-  // Two adjacency entries per edge (bidirectional), the dependency record, the hash entry;
-  // per class its vertex, label, representative, list links and marks.
-  return deps_.size() * (2 * 16 + sizeof(Dependency) + 32) + class_count() * 92 +
+  // Two adjacency entries per edge (bidirectional), the dependency record, the edge index's
+  // slots (16 bytes, at least half of them empty); per class its vertex, label,
+  // representative, list links and marks.
+  return deps_.size() * (2 * 16 + sizeof(Dependency)) + index_.capacity() * 16 +
+         class_count() * 92 +
          stamp_.capacity() * 4 + color_.capacity() + pred_.capacity() * sizeof(PathStep);
 }
 

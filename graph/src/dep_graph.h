@@ -54,6 +54,59 @@ struct PathStep {
   State state = 0;
 };
 
+// A dependency's (from, to) key to its index: open addressing with linear probing in one flat
+// array (a look-up is one probe sequence where std::unordered_map chased a bucket and a node,
+// and an insert allocates nothing but the occasional doubling). At most half full.
+class EdgeIndex {
+ public:
+  static constexpr std::uint32_t kAbsent = 0xffffffffu;
+  std::uint32_t Find(std::uint64_t key) const {
+    if (slots_.empty()) return kAbsent;
+    for (std::size_t i = Home(key);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i].key == key) return slots_[i].value;
+      if (slots_[i].key == kEmpty) return kAbsent;
+    }
+  }
+  // Inserts key -> value unless the key is present; returns the key's value and whether it was
+  // inserted.
+  std::pair<std::uint32_t, bool> Insert(std::uint64_t key, std::uint32_t value) {
+    if (2 * (size_ + 1) > slots_.size()) Grow();
+    for (std::size_t i = Home(key);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i].key == key) return {slots_[i].value, false};
+      if (slots_[i].key == kEmpty) {
+        slots_[i] = Slot{key, value};
+        ++size_;
+        return {value, true};
+      }
+    }
+  }
+  std::size_t size() const { return size_; }
+  std::size_t capacity() const { return slots_.size(); }
+
+ private:
+  static constexpr std::uint64_t kEmpty = ~std::uint64_t{0};  // (kNoClass, kNoClass)
+  struct Slot {
+    std::uint64_t key = kEmpty;
+    std::uint32_t value = 0;
+  };
+  std::size_t Home(std::uint64_t key) const {
+    return static_cast<std::size_t>((key * 0x9e3779b97f4a7c15ull) >> shift_);
+  }
+  void Grow() {
+    std::vector<Slot> old(slots_.empty() ? 64 : 2 * slots_.size());
+    old.swap(slots_);
+    shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(slots_.size()));
+    size_ = 0;
+    for (const Slot& s : old) {
+      if (s.key != kEmpty) Insert(s.key, s.value);
+    }
+  }
+
+  std::vector<Slot> slots_;
+  std::size_t size_ = 0;
+  unsigned shift_ = 64;
+};
+
 class DepGraph {
  public:
   DepGraph() = default;
@@ -170,7 +223,7 @@ class DepGraph {
   // changes.
   ClassId probe_from_ = kNoClass, probe_to_ = kNoClass;
   bool probe_cycle_ = false;
-  std::unordered_map<std::uint64_t, std::uint32_t> index_;
+  EdgeIndex index_;
   // Per-search scratch, reused (searches run under the engine's graph lock).
   mutable std::vector<std::uint32_t> stamp_;
   mutable std::vector<std::uint8_t> color_;

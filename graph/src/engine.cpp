@@ -738,9 +738,31 @@ Finding Validator::Base(FindingKind kind, const AcquireContext& ac, const HeldLo
 void Validator::MarkUsage(AcquireContext& ac, const HeldLock& h, const Usage& needed) {
   ClassRec& cls = e_->Class(h.cls);
   std::size_t record = cls.traces.size();  // this acquisition's trace record, once it has a bit
+  auto record_bits = [&](UsageKind kind, const ContextMask& bits) {
+    const int k = static_cast<int>(kind);
+    cls.usage[k][0].fetch_or(bits.words[0], std::memory_order_release);
+    cls.usage[k][1].fetch_or(bits.words[1], std::memory_order_release);
+    if (record == cls.traces.size()) {
+      cls.traces.push_back(
+          ClassRec::TraceRecord{Usage{}, UsageTrace{ac.Stack(), h.ip, ac.thread->run}});
+    }
+    cls.traces[record].bits[kind] |= bits;
+  };
   for (int k = 0; k < kUsageKinds; ++k) {
     const auto kind = static_cast<UsageKind>(k);
-    const ContextMask fresh = needed[kind] & ~cls.UsageMask(kind);
+    ContextMask fresh = needed[kind] & ~cls.UsageMask(kind);
+    if (kind == UsageKind::kEnabled || kind == UsageKind::kEnabledRead) {
+      // An enabled bit for a context no class is used in (used_in_any, which covers this
+      // class's used-in bits too) can neither conflict with the class's own usage nor lead to
+      // an inversion: such bits, all of a first acquisition's in a program without interrupt
+      // contexts, are recorded together. The checks below read only other kinds' bits at
+      // their own context, so recording these first changes nothing they see.
+      const ContextMask quiet = fresh & ~e_->used_in_any;
+      if (!quiet.Empty()) {
+        record_bits(kind, quiet);
+        fresh = fresh & ~quiet;
+      }
+    }
     for (int c = NextContext(fresh, 0); c < kMaxContexts; c = NextContext(fresh, c + 1)) {
       const auto ctx = static_cast<ContextId>(c);
       const bool used_in = kind == UsageKind::kUsedIn || kind == UsageKind::kUsedInRead;
@@ -815,12 +837,7 @@ void Validator::MarkUsage(AcquireContext& ac, const HeldLock& h, const Usage& ne
         }
       }
       // Record the bit and where it was first set.
-      cls.usage[k][ctx >> 6].fetch_or(std::uint64_t{1} << (ctx & 63), std::memory_order_release);
-      if (record == cls.traces.size()) {
-        cls.traces.push_back(
-            ClassRec::TraceRecord{Usage{}, UsageTrace{ac.Stack(), h.ip, ac.thread->run}});
-      }
-      cls.traces[record].bits[kind].Set(ctx);
+      record_bits(kind, ContextMask::Of(ctx));
       if (used_in) e_->used_in_any.Set(ctx);
     }
   }

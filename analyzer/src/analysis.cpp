@@ -189,6 +189,7 @@ void StreamMergedLog(LoadedLog* log, std::uint16_t version,
   ch->Start(LogChannel::Mode::kMerged);
   std::vector<logfmt::BlockView> views(index.size());
   TableOrigins origins;
+  LockSlots slots;
   logfmt::DecodeError err;
   for (std::uint32_t i : order) {
     if (!CheckIndexedBlock(bytes, index[i], version, &views[i])) {
@@ -205,6 +206,7 @@ void StreamMergedLog(LoadedLog* log, std::uint16_t version,
       ch->Finish();
       return;
     }
+    AssignLockSlots(b.get(), &slots);
     b->file_index = i;
     log->records += b->records_seen;
     log->events += b->events;
@@ -250,6 +252,7 @@ void StreamBinaryLog(LoadedLog* log, LogChannel* ch, BlockPool* pool, Progress* 
   bool any_seq = false, any_plain = false, started = false, have_last_seq = false;
   std::uint64_t last_seq = 0;
   std::vector<std::uint32_t> numbers;
+  LockSlots slots;
   logfmt::BlockView block;
   std::uint64_t last_offset = scan.offset();
   for (;;) {
@@ -262,6 +265,7 @@ void StreamBinaryLog(LoadedLog* log, LogChannel* ch, BlockPool* pool, Progress* 
     }
     auto b = pool->Get();
     DecodeBlock(block, b.get(), &err);
+    AssignLockSlots(b.get(), &slots);
     if (!started) {
       ch->Start(LogChannel::Mode::kBlocks);
       started = true;

@@ -5,6 +5,7 @@
 
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 namespace lockgraph::analyzer {
@@ -19,6 +20,7 @@ void DecodedBlock::Grow(std::size_t at_least) {
   std::copy(seqs_.get(), seqs_.get() + count_, bigger_seqs.get());
   records_ = std::move(bigger);
   seqs_ = std::move(bigger_seqs);
+  slots_.reset(new std::uint32_t[cap]);  // assigned after decoding (AssignLockSlots)
   capacity_ = cap;
 }
 
@@ -31,6 +33,7 @@ void DecodedBlock::Clear() {
   stacks.clear();
   sites.clear();
   lock_names.clear();
+  lock_slot_limit = 0;
   events = records_seen = 0;
   has_seq = end = false;
   first_seq = last_seq = 0;
@@ -460,6 +463,100 @@ void DecodeBlock(const logfmt::BlockView& block, DecodedBlock* out, logfmt::Deco
   out->bytes = block.payload.size() + logfmt::kBlockHeaderSize;
   if (DecodeFast(block, out)) return;
   DecodeBlockGeneric(block, out, error);
+}
+
+// --- Lock slots ---------------------------------------------------------------------------
+
+LockSlots::LockSlots() {
+  Rehash(1024);
+  next_ = 1;  // slot 0: kNoLock
+}
+
+void LockSlots::Rehash(std::size_t n) {
+  std::vector<Entry> old;
+  old.swap(entries_);
+  entries_.assign(n, Entry{kNoLock, 0});
+  mask_ = n - 1;
+  shift_ = 64 - std::countr_zero(n);
+  for (const Entry& e : old) {
+    if (e.lock == kNoLock) continue;
+    std::size_t i = Home(e.lock);
+    while (entries_[i].lock != kNoLock) i = (i + 1) & mask_;
+    entries_[i] = e;
+  }
+}
+
+std::uint32_t LockSlots::OfSlow(LockId lock) {
+  if (lock == kNoLock) return 0;
+  for (std::size_t i = Home(lock);; i = (i + 1) & mask_) {
+    Entry& e = entries_[i];
+    if (e.lock == lock) return e.slot;
+    if (e.lock != kNoLock) continue;
+    if (2 * (used_ + 1) > entries_.size()) {
+      Rehash(2 * entries_.size());
+      return OfSlow(lock);
+    }
+    ++used_;
+    e.lock = lock;
+    if (!free_.empty()) {
+      e.slot = free_.back();
+      free_.pop_back();
+    } else {
+      e.slot = next_++;
+    }
+    return e.slot;
+  }
+}
+
+std::uint32_t LockSlots::Retire(LockId lock) {
+  if (lock == kNoLock) return 0;
+  const std::uint32_t slot = Of(lock);
+  std::size_t i = Home(lock);
+  while (entries_[i].lock != lock) i = (i + 1) & mask_;
+  Erase(i);
+  free_.push_back(slot);
+  return slot;
+}
+
+void LockSlots::Erase(std::size_t i) {
+  // Linear probing without tombstones: each later entry of the run moves into the hole unless
+  // its home lies cyclically in (hole, its place], where it would no longer be found.
+  for (std::size_t j = i;;) {
+    j = (j + 1) & mask_;
+    if (entries_[j].lock == kNoLock) break;
+    const std::size_t k = Home(entries_[j].lock);
+    const bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+    if (stays) continue;
+    entries_[i] = entries_[j];
+    i = j;
+  }
+  entries_[i] = Entry{kNoLock, 0};
+  --used_;
+}
+
+void AssignLockSlots(DecodedBlock* block, LockSlots* slots) {
+  const CompactRecord* records = block->records().data();
+  const std::size_t n = block->size();
+  std::uint32_t* out = block->lock_slot_data();
+  // The lock of the last acquisition and its slot: a log over few locks repeats them.
+  LockId last = kNoLock;
+  std::uint32_t last_slot = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const CompactRecord& r = records[i];
+    if (r.type == RecordType::kAcquire) {
+      if (r.x != last) {
+        last = r.x;
+        last_slot = slots->Of(last);
+      }
+      out[i] = last_slot;
+    } else if (r.type == RecordType::kLockInit) [[unlikely]] {
+      out[i] = slots->Of(r.x);
+    } else if (r.type == RecordType::kLockDestroy) [[unlikely]] {
+      out[i] = slots->Retire(r.x);
+      last = kNoLock;
+    }
+  }
+  block->lock_slot_limit = slots->limit();
 }
 
 namespace {

@@ -66,6 +66,13 @@ struct DecodedBlock {
   std::size_t capacity() const { return capacity_; }
   void Resize(std::size_t n) { count_ = n; }
 
+  // The lock slot (LockSlots) of each acquire, init and destroy record, by record position
+  // (AssignLockSlots; other records' entries are unspecified), and the number of slots the
+  // log's numbering had handed out by the end of this block.
+  const std::uint32_t* lock_slots() const { return slots_.get(); }
+  std::uint32_t* lock_slot_data() { return slots_.get(); }  // capacity() entries
+  std::uint32_t lock_slot_limit = 0;
+
   std::vector<LockId> nests;
   std::vector<std::string> names;
   // Definitions, in block order.
@@ -93,6 +100,7 @@ struct DecodedBlock {
   void Grow(std::size_t at_least);
   std::unique_ptr<CompactRecord[]> records_;
   std::unique_ptr<std::uint64_t[]> seqs_;
+  std::unique_ptr<std::uint32_t[]> slots_;
   std::size_t count_ = 0, capacity_ = 0;
 };
 
@@ -105,6 +113,51 @@ void DecodeBlock(const logfmt::BlockView& block, DecodedBlock* out, logfmt::Deco
 // for a block with a bad record). Exposed so tests can compare the two.
 void DecodeBlockGeneric(const logfmt::BlockView& block, DecodedBlock* out,
                         logfmt::DecodeError* error);
+
+// Dense numbers ("slots") for the lock ids of one log, handed out by its decoder thread in the
+// order its blocks are decoded: the replay thread keeps per-lock state (the engine's instance
+// handle) in a plain array indexed by slot instead of a hash table of its own, so the hash
+// look-up runs on the decoder's core. A slot is given back at the lock's destroy record and
+// handed out again later: the slots in use are the log's live locks (and the ones acquired or
+// released without an init), not every address a long log used. In merged order the replay
+// runs records of several blocks interleaved, so a slot given back at a destroy can reach the
+// replay as another lock's before that destroy is replayed: per-slot state must be a hint that
+// is checked (an instance handle is: the engine checks it against the lock it names).
+class LockSlots {
+ public:
+  LockSlots();
+  // The slot of `lock`, handed out if it has none.
+  std::uint32_t Of(LockId lock) {
+    const Entry& e = entries_[Home(lock)];
+    return e.lock == lock && lock != kNoLock ? e.slot : OfSlow(lock);
+  }
+  // The slot of `lock` (as Of), given back for reuse after this record.
+  std::uint32_t Retire(LockId lock);
+  // Slots handed out so far (all below this).
+  std::uint32_t limit() const { return next_; }
+
+ private:
+  struct Entry {
+    LockId lock;
+    std::uint32_t slot;
+  };
+  std::size_t Home(LockId lock) const {
+    return static_cast<std::size_t>((lock * 0x9e3779b97f4a7c15ull) >> shift_);
+  }
+  std::uint32_t OfSlow(LockId lock);
+  void Rehash(std::size_t n);
+  void Erase(std::size_t i);
+
+  std::vector<Entry> entries_;  // open addressing, linear probing; lock kNoLock: empty
+  std::vector<std::uint32_t> free_;
+  std::size_t mask_ = 0, used_ = 0;
+  int shift_ = 64;
+  std::uint32_t next_ = 0;
+};
+
+// Fills block->lock_slots and block->lock_slot_limit from `slots`, the numbering of the block's
+// log (blocks in the order the replay opens them). Slot 0 is lock kNoLock's, never another's.
+void AssignLockSlots(DecodedBlock* block, LockSlots* slots);
 
 // A block of a log found by walking the block headers alone (IndexStampedBlocks).
 struct IndexedBlock {

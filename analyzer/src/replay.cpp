@@ -212,41 +212,6 @@ std::uint64_t Replayer::Replay(const LoadedLog& log, RunId run, Progress* progre
 
 // --- Block replay (the pipeline) ---------------------------------------------------------------
 
-void HandleTable::Erase(LockId lock) {
-  std::size_t i = Home(lock);
-  for (;; i = (i + 1) & mask_) {
-    if (entries_[i].lock == kNoLock) return;
-    if (entries_[i].lock == lock) break;
-  }
-  // Linear probing without tombstones: each later entry of the run moves into the hole unless
-  // its home lies cyclically in (hole, its place], where it would no longer be found.
-  for (std::size_t j = i;;) {
-    j = (j + 1) & mask_;
-    if (entries_[j].lock == kNoLock) break;
-    const std::size_t k = Home(entries_[j].lock);
-    const bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-    if (stays) continue;
-    entries_[i] = entries_[j];
-    i = j;
-  }
-  entries_[i] = Entry{};
-  --used_;
-}
-
-void HandleTable::Rehash(std::size_t n) {
-  std::vector<Entry> old;
-  old.swap(entries_);
-  entries_.assign(n, Entry{});
-  mask_ = n - 1;
-  shift_ = 64 - std::countr_zero(n);
-  for (const Entry& e : old) {
-    if (e.lock == kNoLock) continue;
-    std::size_t i = Home(e.lock);
-    while (entries_[i].lock != kNoLock) i = (i + 1) & mask_;
-    entries_[i] = e;
-  }
-}
-
 // One open block of the merged order: where its replay stands and which thread its records
 // act on there.
 struct BlockReplayer::Cursor {
@@ -300,48 +265,21 @@ ClassId BlockReplayer::Class(logfmt::LogClassId id) {
   return c;
 }
 
-// The cached path after the memo alone missed, or instead of it (memo_first_ false): the
-// lock's instance handle, as the shim passes the one it keeps in the mutex. Over many locks
-// (a pool of thousands: far more distinct steps than the thread's memo holds) most steps miss
-// the memo, and the handle then finds the instance, its noted chains and its class without
-// the engine's instance table. Which to try first follows the log: the memo alone while it
-// hits (no table look-up), the handle (the memo checked against the instance's slot, then the
-// miss path) once it missed, the memo alone tried again every 64th acquisition. Either gives
-// the same result; only the cost differs.
-template <bool kMapped>
-bool BlockReplayer::AcquireByHandle(ThreadState& t, const DecodedBlock& block, std::size_t i) {
-  const std::uint64_t rb = run_bits_;
-  auto map = [rb](std::uint64_t v) {
-    if constexpr (kMapped) return v ? v ^ rb : v;
-    else return v;
-  };
-  const CompactRecord* const records = block.records().data();
-  const CompactRecord& r = records[i];
-  const LockId lock = map(r.x);
-  const auto mode = static_cast<AcquireMode>(r.a);
-  if (memo_first_) {
-    memo_first_ = false;  // it has just missed
-  } else {
-    if ((++memo_probe_ & 63) == 0 && engine_->TryAcquireCached(t, lock, mode, r.b, map(r.y))) {
-      memo_first_ = true;
-      return true;
-    }
-    // The two reads of the handle path that miss the caches over a large pool, started
-    // ahead: the table entry of the lock acquired kFar records on, and the instance slot of
-    // the one kNear records on (its entry started kFar - kNear records ago).
-    constexpr std::size_t kNear = 8, kFar = 16;
-    const std::size_t n = block.records().size();
-    if (i + kFar < n && records[i + kFar].type == logfmt::RecordType::kAcquire) {
-      handles_.Prefetch(map(records[i + kFar].x));
-    }
-    if (i + kNear < n && records[i + kNear].type == logfmt::RecordType::kAcquire) {
-      if (const InstanceHandle h = handles_.Peek(map(records[i + kNear].x)))
-        __builtin_prefetch(reinterpret_cast<const void*>(h));
-    }
+// Makes room in handles_ for every lock slot `block` uses (its slots are below its limit).
+void BlockReplayer::GrowHandles(const DecodedBlock& block) {
+  if (block.lock_slot_limit > handles_.size()) {
+    handles_.resize(std::max<std::size_t>(block.lock_slot_limit, 2 * handles_.size()), 0);
   }
-  InstanceHandle& handle = handles_[lock];
-  if (handle == 0) handle = engine_->HandleOf(lock);  // 0 while the lock is not live
-  return handle != 0 && engine_->TryAcquireCached(t, lock, mode, r.b, map(r.y), handle);
+}
+
+// An acquisition of a lock whose slot has no handle yet (its first since the lock's init, or
+// since the handle was found stale): the handle taken from the engine (0 while the lock is not
+// live), then the cached path with it. False: make the full Acquire.
+bool BlockReplayer::AcquireFirst(ThreadState& t, std::uint32_t slot, LockId lock,
+                                 AcquireMode mode, bool trylock, std::uint64_t ip) {
+  const InstanceHandle handle = engine_->HandleOf(lock);
+  handles_[slot] = handle;
+  return handle != 0 && engine_->TryAcquireCached(t, lock, mode, trylock, ip, handle);
 }
 
 // The events of records [begin, end) of a block. Run 0's values are used as they are (kMapped
@@ -356,28 +294,68 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, 
   };
   using logfmt::RecordType;
   const CompactRecord* const records = block.records().data();
+  const std::uint32_t* const slots = block.lock_slots();
+  const InstanceHandle* const handles = handles_.data();  // not resized during a range
+  // The inline memo probe (as the shim's) does not look at whether the engine is still on: it
+  // is skipped from the next range on once the engine has turned off (a probe in between only
+  // pushes onto the thread's own stack, which nothing reads then).
+  const bool on = engine.enabled();
   // The thread's state in a local for the two hot records: as far as the compiler knows, every
   // engine call could change the members, which would be reloaded and tested per record.
   ThreadState* cur = current_;
+  const std::size_t n = block.records().size();
+  // Which cached path an acquisition tries first: the thread's memo of steps while it hits (a
+  // log over few locks), the engine's miss path with the handle once it missed (a pool of
+  // thousands: far more distinct steps than the memo holds, so a probe would nearly always
+  // miss), the memo probed again every 16th acquisition. Either gives the same result.
+  bool memo_first = memo_first_;
+  std::uint32_t memo_probe = memo_probe_;
   for (std::size_t i = begin; i < end; ++i) {
     const CompactRecord& r = records[i];
     if (r.type == RecordType::kRelease) {
       ThreadState& t = cur ? *cur : *(cur = &Current());
-      if (!engine.TryReleaseInnermost(t, map(r.x))) engine.Release(t, map(r.x), map(r.y));
+      if (!engine_internal::TryReleaseInnermost(t.cache(), map(r.x))) {
+        engine.Release(t, map(r.x), map(r.y));
+      }
       continue;
     }
     if (r.type == RecordType::kAcquire) {
       ThreadState& t = cur ? *cur : *(cur = &Current());
       // The engine's cached path first, as the shim takes it: the same result as Acquire
-      // without building a request (it takes no subclass and no nest lock). The thread's memo
-      // of steps (checked against the lock's shard epoch) covers nearly every acquisition of a
-      // log over a few locks; else the lock's instance handle (AcquireByHandle).
-      if ((r.c | r.index) == 0) {
-        if (memo_first_ &&
-            engine.TryAcquireCached(t, map(r.x), static_cast<AcquireMode>(r.a), r.b, map(r.y))) {
-          continue;
+      // without building a request (it takes no subclass and no nest lock), with the lock's
+      // instance handle as the shim keeps one in each mutex: the memo checked against the
+      // instance's slot, then the miss path (the slot's noted chains, the chain cache, the
+      // class's usage summary), without the engine's instance table.
+      if ((r.c | r.index) == 0 && on) {
+        const LockId lock = map(r.x);
+        const auto mode = static_cast<AcquireMode>(r.a);
+        const InstanceHandle h = handles[slots[i]];
+        if (h == 0) {
+          if (AcquireFirst(t, slots[i], lock, mode, r.b, map(r.y))) continue;
+        } else {
+          if (memo_first || (++memo_probe & 15) == 0) {
+            if (engine_internal::TryAcquireMemoised(t.cache(), lock, mode, r.b, map(r.y), h)) {
+              memo_first = true;
+              continue;
+            }
+            memo_first = false;
+          }
+          // Replay knows what comes next, the shim does not: the instance slot of the lock
+          // acquired kAhead records on is started into the caches (over a large pool it is
+          // the miss path's read that misses them).
+          constexpr std::size_t kAhead = 8;
+          if (i + kAhead < n && records[i + kAhead].type == RecordType::kAcquire) {
+            if (const InstanceHandle next = handles[slots[i + kAhead]])
+              __builtin_prefetch(reinterpret_cast<const void*>(next));
+          }
+          if (engine.TryAcquireCachedAfterMemo(t, lock, mode, r.b, map(r.y), h)) continue;
+          // A handle that names another lock now (the slot handed to another lock in merged
+          // order, the engine's slot recycled) is taken afresh at the next acquisition.
+          if (reinterpret_cast<const engine_internal::InstanceSlotHead*>(h)->lock.load(
+                  std::memory_order_relaxed) != lock) {
+            handles_[slots[i]] = 0;
+          }
         }
-        if (AcquireByHandle<kMapped>(t, block, i)) continue;
       }
       AcquireRequest req;
       req.lock = map(r.x);
@@ -420,11 +398,11 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, 
       case RecordType::kLockInit:
         // A new instance: its handle is taken afresh at its next acquisition (the engine
         // re-binds the slot of a lock it still remembers, but one it forgot gets a new slot).
-        handles_.Erase(map(r.x));
+        handles_[slots[i]] = 0;
         engine.InitLock(Current(), map(r.x), Class(r.index), map(r.y), map(r.z));
         break;
       case RecordType::kLockDestroy:
-        handles_.Erase(map(r.x));
+        handles_[slots[i]] = 0;
         engine.DestroyLock(Current(), map(r.x), map(r.y), nullptr, map(r.z));
         break;
       case RecordType::kLockSetClass:
@@ -458,6 +436,8 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, 
     }
     cur = current_;
   }
+  memo_first_ = memo_first;
+  memo_probe_ = memo_probe;
 }
 
 void BlockReplayer::ReplayRange(const DecodedBlock& block, std::size_t begin, std::size_t end) {
@@ -501,6 +481,7 @@ void BlockReplayer::ApplyDefinitions(const DecodedBlock& block) {
 
 void BlockReplayer::Replay(const DecodedBlock& block) {
   ApplyDefinitions(block);
+  GrowHandles(block);
   ReplayRange(block, 0, block.records().size());
   events_ += block.events;
 }
@@ -510,6 +491,7 @@ void BlockReplayer::Replay(const DecodedBlock& block) {
 void BlockReplayer::Open(std::unique_ptr<DecodedBlock> block,
                          std::vector<std::unique_ptr<DecodedBlock>>* done) {
   ApplyDefinitions(*block);
+  GrowHandles(*block);
   events_ += block->events;
   if (block->events == 0 || block->records().empty()) {
     done->push_back(std::move(block));

@@ -63,60 +63,6 @@ class LogSymbolizer : public Symbolizer {
 
 struct DecodedBlock;
 
-// The engine's instance handles of one run's locks, by lock id: what the shim keeps in each
-// mutex, kept here beside the replay (an open-addressing table, replay thread only). An entry
-// may be stale (the lock destroyed, re-initialised, its slot recycled): the engine checks a
-// handle against the instance it names and falls back, so a stale handle costs only speed.
-// Entries are erased at the lock's destroy and init records, so the table holds the locks that
-// are live (and acquired since their init), not every address a long log ever used.
-class HandleTable {
- public:
-  HandleTable() { Rehash(1024); }
-  // The entry of `lock` (0 when no handle is kept), made if absent.
-  InstanceHandle& operator[](LockId lock) {
-    for (std::size_t i = Home(lock);; i = (i + 1) & mask_) {
-      Entry& e = entries_[i];
-      if (e.lock == lock) return e.handle;
-      if (e.lock == kNoLock) {
-        if (2 * (used_ + 1) > entries_.size()) {
-          Rehash(2 * entries_.size());
-          return (*this)[lock];
-        }
-        ++used_;
-        e.lock = lock;
-        return e.handle;
-      }
-    }
-  }
-  // Removes the entry of `lock`, if any.
-  void Erase(LockId lock);
-  // The handle kept for `lock` (0 if none), without making an entry.
-  InstanceHandle Peek(LockId lock) const {
-    for (std::size_t i = Home(lock);; i = (i + 1) & mask_) {
-      const Entry& e = entries_[i];
-      if (e.lock == lock) return e.handle;
-      if (e.lock == kNoLock) return 0;
-    }
-  }
-  // Starts loading the entry of `lock` into the caches.
-  void Prefetch(LockId lock) const { __builtin_prefetch(&entries_[Home(lock)]); }
-  std::size_t size() const { return used_; }
-
- private:
-  struct Entry {
-    LockId lock = kNoLock;
-    InstanceHandle handle = 0;
-  };
-  std::size_t Home(LockId lock) const {
-    return static_cast<std::size_t>((lock * 0x9e3779b97f4a7c15ull) >> shift_);
-  }
-  void Rehash(std::size_t n);
-
-  std::vector<Entry> entries_;
-  std::size_t mask_ = 0, used_ = 0;
-  int shift_ = 64;
-};
-
 // Where an event stands in the merged order of a stamped log: its sequence stamp, then the
 // file position of its block (the two-pass merge breaks ties the same way).
 struct MergeKey {
@@ -140,6 +86,9 @@ struct MergeKey {
 // ReplayUntil() with the first stamp of the next block it has not opened; the open blocks (one
 // or two per thread of the program) are merged exactly as the two-pass EventStream merges all
 // of them, with the same tie-break by file position.
+//
+// Every block must have its lock slots (DecodedBlock::lock_slots) from one LockSlots numbering
+// of the log, assigned in the order the blocks are given here.
 class BlockReplayer {
  public:
   // `entered`: contexts any thread of this analysis has entered so far (shared across runs).
@@ -167,9 +116,9 @@ class BlockReplayer {
   template <bool kMapped>
   void ReplayRecords(const DecodedBlock& block, std::size_t begin, std::size_t end);
   void ReplayRange(const DecodedBlock& block, std::size_t begin, std::size_t end);
-  template <bool kMapped>
-  [[gnu::noinline]] bool AcquireByHandle(ThreadState& t, const DecodedBlock& block,
-                                         std::size_t i);
+  void GrowHandles(const DecodedBlock& block);
+  [[gnu::noinline]] bool AcquireFirst(ThreadState& t, std::uint32_t slot, LockId lock,
+                                      AcquireMode mode, bool trylock, std::uint64_t ip);
   void SiftDown(std::size_t i);
 
   Engine* engine_;
@@ -181,11 +130,17 @@ class BlockReplayer {
   std::uint64_t events_ = 0;
   std::unordered_map<ThreadKey, std::unique_ptr<ThreadState>> threads_;
   std::unordered_map<logfmt::LogClassId, ClassId> classes_;
-  // Handles of the run's locks (by the engine's lock id), for acquisitions the thread's memo
-  // misses: the engine then finds the instance without its instance table.
-  HandleTable handles_;
-  bool memo_first_ = true;        // the last memo-alone attempt hit (AcquireByHandle)
-  std::uint32_t memo_probe_ = 0;  // acquisitions that went to the handle first
+  // The engine's instance handle of each of the run's locks, by lock slot (the decoder's dense
+  // numbering, DecodedBlock::lock_slots; 0: none taken yet), as the shim keeps one in each
+  // mutex: the thread's memo is checked against the instance's slot, and a memo miss finds
+  // the instance, its noted chains and its class without the engine's instance table. A
+  // handle may be stale (the slot re-used by another lock in merged order, the instance
+  // destroyed and its engine slot recycled): the engine checks it against the lock it names
+  // and the call falls back, so a stale handle costs only speed; it is dropped at the lock's
+  // init and destroy records and whenever the engine finds it names another lock.
+  std::vector<InstanceHandle> handles_;
+  bool memo_first_ = true;        // the last memo probe hit (ReplayRecords)
+  std::uint32_t memo_probe_ = 0;  // acquisitions that went to the miss path first
   ThreadKey current_key_ = 0;
   ThreadState* current_ = nullptr;
   // Bumped when a thread's state goes (thread exit): merge cursors then look theirs up again.

@@ -632,38 +632,53 @@ TEST_F(Pipeline, DamagedBlockInAMergedLogFallsBackToTwoPass) {
   EXPECT_FALSE(fast.reports.empty());
 }
 
-// Replay's table of instance handles against a map: entries made, read and erased in a random
-// order over clustered lock ids (adjacent mutexes), through several growths; erasing must keep
-// every other entry findable (no tombstones) and the size must follow.
-TEST(HandleTable, FindsWhatWasStoredAfterEraseAndGrowth) {
-  HandleTable table;
-  std::map<LockId, InstanceHandle> model;
+// The decoder's lock slots against a model: Of and Retire in a random order over clustered lock
+// ids (adjacent mutexes), through several growths of the table. A lock keeps its slot until it
+// is retired, no two locks hold one slot at once, a retired slot is handed out again before a
+// new one is made, every slot is below limit(), and slot 0 is kNoLock's alone.
+TEST(LockSlots, OneSlotPerLiveLockReusedAfterRetire) {
+  LockSlots slots;
+  std::map<LockId, std::uint32_t> model;  // lock -> its slot
+  std::map<std::uint32_t, LockId> owner;  // slot -> its lock
+  std::uint32_t retired = 0;              // slots given back and not handed out again
   std::mt19937_64 rng(7);
+  EXPECT_EQ(slots.Of(kNoLock), 0u);
   for (int step = 0; step < 200000; ++step) {
     const LockId lock = 0x10000 + 40 * (rng() % 6000);
-    switch (rng() % 4) {
-      case 0:
-      case 1: {
-        const InstanceHandle h = (rng() | 1) & 0xffffffffffff;
-        table[lock] = h;
-        model[lock] = h;
-        break;
+    auto it = model.find(lock);
+    if (rng() % 4 == 0) {
+      const std::uint32_t s = slots.Retire(lock);
+      if (it != model.end()) {
+        ASSERT_EQ(s, it->second) << "step " << step;
+        model.erase(it);
+        owner.erase(s);
+        ++retired;
+      } else {
+        // Handed out (a free one if any) and given back at once.
+        ASSERT_EQ(owner.count(s), 0u) << "step " << step;
+        if (retired == 0) ++retired;
       }
-      case 2:
-        table.Erase(lock);
-        model.erase(lock);
-        break;
-      default: {
-        auto it = model.find(lock);
-        ASSERT_EQ(table.Peek(lock), it == model.end() ? 0 : it->second) << "step " << step;
-      }
+      continue;
     }
-    ASSERT_EQ(table.size(), model.size()) << "step " << step;
+    const std::uint32_t before = slots.limit();
+    const std::uint32_t s = slots.Of(lock);
+    ASSERT_NE(s, 0u);
+    ASSERT_LT(s, slots.limit());
+    if (it != model.end()) {
+      ASSERT_EQ(s, it->second) << "step " << step;
+      continue;
+    }
+    ASSERT_EQ(owner.count(s), 0u) << "step " << step;
+    if (retired > 0) {
+      ASSERT_EQ(slots.limit(), before) << "a new slot while one was free, step " << step;
+      --retired;
+    }
+    model[lock] = s;
+    owner[s] = lock;
   }
-  for (const auto& [lock, h] : model) ASSERT_EQ(table.Peek(lock), h);
-  for (const auto& [lock, h] : model) table.Erase(lock);
-  EXPECT_EQ(table.size(), 0u);
-  EXPECT_EQ(table.Peek(0x10000), 0u);
+  EXPECT_EQ(slots.Of(kNoLock), 0u);
+  for (const auto& [lock, s] : model) ASSERT_EQ(slots.Of(lock), s);
+  EXPECT_EQ(slots.limit(), 1 + model.size() + retired);
 }
 
 // A pool of 200 locks taken in pairs, enough distinct steps that the thread's 64-entry memo

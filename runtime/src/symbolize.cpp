@@ -342,6 +342,12 @@ CodeLocation ProcessSymbolizer::Locate(std::uint64_t ip, bool is_return) {
 bool ProcessSymbolizer::DataSymbol(std::uint64_t address, std::string* name,
                                    std::uint64_t* start, std::uint64_t* size) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (last_data_.reports == reports_ && address - last_data_.start < last_data_.size) {
+    *name = last_data_.name;
+    *start = last_data_.start;
+    *size = last_data_.size;
+    return true;
+  }
   if (!EnsureReportedLocked(address)) return false;
   Dwfl_Module* mod = dwfl_addrmodule(dwfl_, address);
   if (mod == nullptr) return false;
@@ -360,6 +366,7 @@ bool ProcessSymbolizer::DataSymbol(std::uint64_t address, std::string* name,
   }
   *start = address - offset;
   *size = sym.st_size;
+  last_data_ = LastDataSymbol{*start, *size, *name, reports_};
   return true;
 }
 

@@ -710,6 +710,18 @@ static void many_dependencies_one_path_ok(void) {
   for (int i = 1; i < 49; i++) lock2(&dep_pool[0], &dep_pool[i]);
 }
 
+/* Statically initialised locks in two arrays, first seen alternately: each is its own class,
+ * named after its array and index (the symbolizer's last-symbol cache must not name one array's
+ * element after the other). */
+static pthread_mutex_t left_locks[4] = {[0 ... 3] = PTHREAD_MUTEX_INITIALIZER};
+static pthread_mutex_t right_locks[4] = {[0 ... 3] = PTHREAD_MUTEX_INITIALIZER};
+static void static_arrays_abba(void) {
+  lock2(&left_locks[0], &left_locks[3]);
+  lock2(&left_locks[1], &right_locks[2]);
+  lock2(&right_locks[0], &left_locks[2]);
+  lock2(&right_locks[2], &left_locks[1]);
+}
+
 static void killed_after_locks(void) {
   for (int i = 0; i < 100000; i++) lock2(&lock_a, &lock_b);
   kill(getpid(), SIGKILL);
@@ -847,7 +859,7 @@ static const struct entry entries[] = {
     E(signal_inconsistent), E(signal_inconsistent_blocked_ok), E(capture_keeps_signal_mask), E(signal_safe_to_unsafe),
     E(signal_safe_to_unsafe_blocked_ok), E(signal_irq_inversion), E(signal_no_handler_ok), E(signal_bsd_inconsistent),
     E(fork_ok), E(fork_child_abba), E(fork_exec_abba), E(exec_take_ba), E(many_short_lived_locks_ok), E(killed_after_locks),
-    E(threads_running_at_exit_ok), E(many_dependencies_one_path_ok),
+    E(threads_running_at_exit_ok), E(many_dependencies_one_path_ok), E(static_arrays_abba),
     E(malloc_threads_ok), E(use_after_destroy), E(destroy_reinit_ok), E(bad_unlock_two_classes),
     E(sigsuspend_handler_ok), E(pselect_handler_ok), E(ppoll_handler_ok), E(epoll_pwait_handler_ok),
     E(sigsuspend_handler_then_unblocked), E(sigwait_family_ok), E(signal_resethand_ok),

@@ -288,6 +288,14 @@ TEST(ShimClasses, OneInitSiteIsOneClassAcrossInstances) {
   EXPECT_THAT(r.err, HasSubstr("make_obj_site1")) << Shown(r);
 }
 
+TEST(ShimClasses, StaticArrayElementsAreNamedByArrayAndIndex) {
+  RunResult r = RunC("static_arrays_abba");
+  ExpectOneReport(r, kCircular);
+  EXPECT_THAT(r.err, HasSubstr("(left_locks[1])")) << Shown(r);
+  EXPECT_THAT(r.err, HasSubstr("(right_locks[2])")) << Shown(r);
+  EXPECT_THAT(r.err, Not(HasSubstr("left_locks[2]"))) << Shown(r);  // not in the cycle
+}
+
 // -O2: one pthread_mutex_init call in the source is one class however it was copied.
 TEST(ShimClasses, InitCallInlinedIntoTwoCallersIsOneClassAtO2) {
   RunResult r = RunCase(LG_INIT_SITES_O2, "inlined_helper");

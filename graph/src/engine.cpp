@@ -909,8 +909,8 @@ void Validator::AddDependency(AcquireContext& ac, const HeldLock& prev, const He
 bool Validator::CheckCircular(AcquireContext& ac, const HeldLock& prev, const HeldLock& next) {
   // A strong walk next -> ... -> prev closes a cycle with prev -> next, unless prev is held
   // shared and the walk reaches it only through -(*R)-> (then the new -(S*)-> edge breaks it).
-  // No path back at all (by the ranks, or by the walk re-ranking needs anyway and Add() then
-  // reuses): no cycle, strong or not, and no search.
+  // No path back at all (by the order's labels, or by the two-way search that re-ordering
+  // needs anyway and Add() then reuses): no cycle, strong or not, and no search.
   if (!e_->graph.ClosesCycle(prev.cls, next.cls)) return true;
   const bool prev_exclusive = prev.mode == AcquireMode::kExclusive;
   auto match = [&](State s) {

@@ -1,5 +1,5 @@
-// Pearce-Kelly's last step for the per-class instance graphs (the class graph, which also keeps
-// its order across cycles, has its own in dep_graph.cpp).
+// Pearce-Kelly's last step for the per-class instance graphs (the class graph keeps its order
+// differently: order-maintenance labels and a two-way search, in dep_graph.cpp).
 #ifndef LOCKGRAPH_GRAPH_SRC_TOPOLOGICAL_ORDER_H_
 #define LOCKGRAPH_GRAPH_SRC_TOPOLOGICAL_ORDER_H_
 

@@ -210,8 +210,19 @@ bool DecodeFast(const logfmt::BlockView& block, DecodedBlock* out) {
   bool have_thread = false;
   std::uint64_t prev_lock = 0, prev_ip = 0, prev_seq = 0, first_seq = 0;
   bool have_first = false, unsorted = false;
+  // The compact records' tables (version 3; logfmt::kCompactRecordBit): entries 0-63 acquire,
+  // 64-127 release, each valid once a full record of this block has defined it.
+  const bool compact = block.version >= 3;
+  struct Slot {
+    std::uint64_t lock, ip;
+    std::uint8_t mode_try;  // acquire flags bits 0-2
+  };
+  Slot slots[2 * logfmt::kCompactSlots];
+  std::uint64_t slot_set[2] = {0, 0};
   // The hot records are written through local pointers and counters: stores through `out`
   // (byte fields alias everything) would make the compiler reload them after every record.
+  // (A block of compact records holds up to one event per byte: `add` grows the array then,
+  // and the pool's blocks keep what they grew to.)
   out->Reserve(payload.size() / 3 + 16);
   CompactRecord* recs = out->record_data();
   std::uint64_t* seqs = out->seq_data();
@@ -243,9 +254,33 @@ bool DecodeFast(const logfmt::BlockView& block, DecodedBlock* out) {
   };
   while (c.p < c.end) {
     const std::uint8_t tag = *c.p++;
+    if (tag & logfmt::kCompactRecordBit) {  // compact acquire or release: an entry's event
+      const unsigned table = (tag & logfmt::kCompactReleaseBit) ? 1 : 0;
+      const unsigned entry = tag & (logfmt::kCompactSlots - 1);
+      if (!compact || !(slot_set[table] >> entry & 1)) return false;
+      const Slot& s = slots[table * logfmt::kCompactSlots + entry];
+      if (seq) {
+        unsorted |= prev_seq == ~std::uint64_t{0};
+        ++prev_seq;
+      }
+      CompactRecord& r = add(prev_seq);
+      r.type = table ? RecordType::kRelease : RecordType::kAcquire;
+      r.a = s.mode_try & 0x03u;
+      r.b = s.mode_try >> 2;
+      r.c = 0;
+      r.index = 0;
+      r.x = s.lock;
+      r.y = s.ip;
+      r.z = 0;
+      ++events;
+      continue;
+    }
     if (tag == 0x0b) {  // release
       if (!have_thread || !stamp()) return false;
       if (!c.Delta(&prev_lock) || !c.Delta(&prev_ip)) return false;
+      const unsigned entry = logfmt::CompactSlot(prev_ip);
+      slots[logfmt::kCompactSlots + entry] = {prev_lock, prev_ip, 0};
+      slot_set[1] |= std::uint64_t{1} << entry;
       CompactRecord& r = add(prev_seq);
       r.type = RecordType::kRelease;
       r.a = r.b = r.c = 0;
@@ -277,6 +312,11 @@ bool DecodeFast(const logfmt::BlockView& block, DecodedBlock* out) {
       }
       if (!c.Delta(&prev_ip)) return false;
       if ((f & 0x20u) && !c.Varint(&stack)) return false;
+      if (!(f & 0x38u)) {  // no subclass, nest lock or stack: defines the compact entry
+        const unsigned entry = logfmt::CompactSlot(prev_ip);
+        slots[entry] = {prev_lock, prev_ip, static_cast<std::uint8_t>(f & 0x07u)};
+        slot_set[0] |= std::uint64_t{1} << entry;
+      }
       CompactRecord& r = add(prev_seq);
       r.type = RecordType::kAcquire;
       r.a = f & 0x03u;
@@ -603,6 +643,7 @@ bool FirstStamp(std::span<const std::uint8_t> payload, IndexedBlock* out) {
         ok = c.Varint(&v) && skip_string();
         break;
       default: {
+        // A compact record (version 3) repeats an earlier record of its block: never the first.
         if (tag == 0 || tag > logfmt::kMaxRecordType) return false;
         std::uint64_t seq = 0;  // the first stamp is a difference from 0
         if (!c.Delta(&seq)) return false;
@@ -651,6 +692,7 @@ bool CheckIndexedBlock(std::span<const std::uint8_t> file, const IndexedBlock& b
   view->offset = block.offset;
   view->number = LoadLE32(p + 8);
   view->payload = file.subspan(block.offset + logfmt::kBlockHeaderSize, block.length);
+  view->version = version;
   return true;
 }
 

@@ -420,9 +420,20 @@ void BlockEncoder::Reset() {
   prev_seq_ = 0;
   prev_lock_ = 0;
   prev_ip_ = 0;
+  for (CompactEntry& e : acquire_slots_) e = {0, 0, 0xff};
+  for (CompactEntry& e : release_slots_) e = {0, 0, 0xff};
 }
 
 bool BlockEncoder::Put(const Event& event) {
+  // Acquire and release records through the encoders the recorder uses (the same bytes, and the
+  // compact records' tables kept the one way).
+  if (event.type == RecordType::kAcquire) {
+    return PutAcquire(event.thread, event.seq, event.lock, event.mode, event.trylock,
+                      event.subclass, event.nest_lock, event.ip, event.stack);
+  }
+  if (event.type == RecordType::kRelease) {
+    return PutRelease(event.thread, event.seq, event.lock, event.ip);
+  }
   // Encode tentatively; on overflow restore position and delta state.
   const std::size_t pos = pos_;
   const ThreadKey thread = thread_;
@@ -503,24 +514,9 @@ bool BlockEncoder::PutRecord(const Event& e) {
       lock(e.lock);
       w.Varint(e.class_id);
       break;
-    case RecordType::kAcquire: {
-      std::uint8_t flags = static_cast<std::uint8_t>(e.mode) & kAcqModeMask;
-      if (e.trylock) flags |= kAcqTry;
-      if (e.subclass) flags |= kAcqSubclass;
-      if (e.nest_lock != kNoLock) flags |= kAcqNest;
-      if (e.stack != kNoStack) flags |= kAcqStack;
-      w.Byte(flags);
-      lock(e.lock);
-      if (e.subclass) w.Byte(e.subclass);
-      if (e.nest_lock != kNoLock) w.Varint(Delta(e.nest_lock, e.lock));
-      ip(e.ip);
-      if (e.stack != kNoStack) w.Varint(e.stack);
-      break;
-    }
+    case RecordType::kAcquire:
     case RecordType::kRelease:
-      lock(e.lock);
-      ip(e.ip);
-      break;
+      return false;  // Put() writes them through PutAcquire / PutRelease
     case RecordType::kCancelAcquire:
       lock(e.lock);
       break;
@@ -624,6 +620,7 @@ bool BinaryScanner::ValidBlockAt(std::size_t at, BlockView* block) const {
   block->offset = at;
   block->number = GetLE32(p + 8);
   block->payload = file_.subspan(at + kBlockHeaderSize, len);
+  block->version = version_;
   return true;
 }
 
@@ -697,7 +694,9 @@ BinaryScanner::Next BinaryScanner::NextBlock(BlockView* block, DecodeError* erro
 }
 
 BlockDecoder::BlockDecoder(const BlockView& block)
-    : p_(block.payload), base_offset_(block.offset + kBlockHeaderSize) {
+    : p_(block.payload),
+      base_offset_(block.offset + kBlockHeaderSize),
+      compact_ok_(block.version >= 3) {
   if (p_.empty()) {
     ok_ = false;
     return;
@@ -729,6 +728,10 @@ bool BlockDecoder::Next(Event* event, DecodeError* error) {
     Reader r{p_, pos_};
     const std::size_t start = pos_;
     std::uint8_t tag = r.Byte();
+    if ((tag & kCompactRecordBit) && compact_ok_) {
+      pos_ = r.pos;
+      return NextCompact(tag, start, event, error);
+    }
     if (tag == 0 || tag > kMaxRecordType) {
       error->offset = base_offset_ + start;
       return Fail(error, "unknown record type " + std::to_string(tag) + " (rest of block skipped)");
@@ -837,11 +840,21 @@ bool BlockDecoder::Next(Event* event, DecodeError* error) {
         if (flags & kAcqNest) e.nest_lock = Undelta(e.lock, r.Varint());
         e.ip = ip();
         if (flags & kAcqStack) e.stack = r.Varint();
+        if (!r.err && !(flags & (kAcqSubclass | kAcqNest | kAcqStack))) {
+          const unsigned slot = CompactSlot(e.ip);
+          slots_[slot] = {e.lock, e.ip, e.mode, e.trylock};
+          slot_set_[0] |= std::uint64_t{1} << slot;
+        }
         break;
       }
       case RecordType::kRelease:
         e.lock = lock();
         e.ip = ip();
+        if (!r.err) {
+          const unsigned slot = CompactSlot(e.ip);
+          slots_[kCompactSlots + slot] = {e.lock, e.ip, AcquireMode::kExclusive, false};
+          slot_set_[1] |= std::uint64_t{1} << slot;
+        }
         break;
       case RecordType::kCancelAcquire:
         e.lock = lock();
@@ -887,6 +900,37 @@ bool BlockDecoder::Next(Event* event, DecodeError* error) {
     pos_ = r.pos;
     return true;
   }
+}
+
+bool BlockDecoder::NextCompact(std::uint8_t tag, std::size_t start, Event* event,
+                               DecodeError* error) {
+  const bool release = tag & kCompactReleaseBit;
+  const unsigned slot = tag & (kCompactSlots - 1);
+  if (!(slot_set_[release ? 1 : 0] >> slot & 1)) {
+    error->offset = base_offset_ + start;
+    return Fail(error, std::string("compact ") + (release ? "release" : "acquire") +
+                           " record of table entry " + std::to_string(slot) +
+                           ", which no record of its block defined (rest of block skipped)");
+  }
+  const CompactEntry& c = slots_[(release ? kCompactSlots : 0) + slot];
+  Event& e = *event;
+  e.type = release ? RecordType::kRelease : RecordType::kAcquire;
+  if (with_seq_) ++prev_seq_;
+  e.seq = with_seq_ ? prev_seq_ : 0;
+  e.thread = thread_;  // the entry was defined by a record of a thread of this block
+  e.lock = c.lock;
+  e.nest_lock = kNoLock;
+  e.ip = c.ip;
+  e.stack = kNoStack;
+  e.class_id = 0;
+  e.mode = c.mode;
+  e.trylock = c.trylock;
+  e.subclass = 0;
+  e.context = 0;
+  e.mask = {};
+  e.text = e.text2 = {};
+  e.frames.clear();
+  return true;
 }
 
 // --- Signals -------------------------------------------------------------------------------

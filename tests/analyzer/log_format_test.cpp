@@ -230,6 +230,133 @@ TEST(LogFormat, InlineLockRecordsAreTheBytesOfPut) {
   EXPECT_GT(small.records(), 100u);
 }
 
+// A thread's steady state (the same lock taken at the same call site, stamps that count) costs
+// one byte per event (version 3's compact records), and decodes as the events it stands for:
+// a flat pair and a chain of four, with a stamp jump, a thread switch, another thread's entry
+// for the same call site, a mode change and an acquisition with a stack in between.
+TEST(LogFormat, CompactRecordsCostOneByteAndDecodeAsTheirEvents) {
+  std::vector<Event> events;
+  std::uint64_t seq = 100;
+  auto lock_event = [&](RecordType type, ThreadKey t, LockId lock, std::uint64_t ip,
+                        AcquireMode mode = AcquireMode::kExclusive) {
+    Event e;
+    e.type = type;
+    e.thread = t;
+    e.seq = ++seq;
+    e.lock = lock;
+    e.ip = ip;
+    if (type == RecordType::kAcquire) e.mode = mode;
+    events.push_back(e);
+  };
+  const LockId a = 0x7f0000001000, b = a + 64, c = a + 128, d = a + 4096;
+  for (int i = 0; i < 1000; ++i) {  // flat
+    lock_event(RecordType::kAcquire, 7, a, 0x401000);
+    lock_event(RecordType::kRelease, 7, a, 0x401008);
+  }
+  for (int i = 0; i < 1000; ++i) {  // a chain of four, released in reverse
+    const LockId chain[] = {a, b, c, d};
+    for (int k = 0; k < 4; ++k) lock_event(RecordType::kAcquire, 7, chain[k], 0x402000 + 5 * k);
+    for (int k = 3; k >= 0; --k) lock_event(RecordType::kRelease, 7, chain[k], 0x402040 + 5 * k);
+  }
+  const std::size_t steady = events.size();
+  seq += 5000;  // a band jump: the next records are full ones again
+  lock_event(RecordType::kAcquire, 7, a, 0x401000);
+  lock_event(RecordType::kRelease, 7, a, 0x401008);
+  lock_event(RecordType::kAcquire, 8, a, 0x401000);  // another thread (the entry is the block's)
+  lock_event(RecordType::kRelease, 8, a, 0x401008);
+  lock_event(RecordType::kAcquire, 7, a, 0x401000, AcquireMode::kShared);  // another mode
+  lock_event(RecordType::kAcquire, 7, b, 0x401000, AcquireMode::kShared);  // another lock
+  lock_event(RecordType::kRelease, 7, b, 0x401008);
+  lock_event(RecordType::kRelease, 7, a, 0x401008);
+  lock_event(RecordType::kAcquire, 7, a, 0x401000);
+  events.back().stack = 9;  // with a stack: no compact record, and the entry is left alone
+  lock_event(RecordType::kRelease, 7, a, 0x401008);
+  lock_event(RecordType::kAcquire, 7, a, 0x401000, AcquireMode::kShared);
+  lock_event(RecordType::kRelease, 7, a, 0x401008);
+
+  std::vector<std::uint8_t> buf(64 * 1024);
+  BlockEncoder enc(buf.data(), buf.size(), /*with_seq=*/true);
+  std::size_t one_byte = 0;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const std::size_t before = enc.size();
+    ASSERT_TRUE(enc.Put(events[i])) << i;
+    if (i < steady) one_byte += enc.size() - before == 1;
+  }
+  // Every event of the loops after their first round (2 and 8 events) is one byte.
+  EXPECT_EQ(one_byte, steady - 10);
+  auto block = enc.Finish(0);
+  BlockView view;
+  view.payload = block.subspan(kBlockHeaderSize);
+  BlockDecoder dec(view);
+  DecodeError err;
+  Event got;
+  std::size_t n = 0;
+  while (dec.Next(&got, &err)) {
+    ASSERT_LT(n, events.size());
+    EXPECT_TRUE(SameEvent(got, events[n])) << "event " << n;
+    ++n;
+  }
+  EXPECT_TRUE(err.message.empty()) << err.message;
+  EXPECT_EQ(n, events.size());
+}
+
+// A compact record is refused where it cannot be: in a file of version 1 or 2 (an unknown
+// record type there), and before any record of its block defined its table entry. Either error
+// names the record's offset, and the records before it are kept.
+TEST(LogFormat, CompactRecordsOutsideTheirPlaceAreErrors) {
+  std::vector<Event> events;
+  for (int i = 0; i < 6; ++i) {
+    Event e;
+    e.type = i % 2 == 0 ? RecordType::kAcquire : RecordType::kRelease;
+    e.thread = 3;
+    e.lock = 0x5000;
+    e.ip = i % 2 == 0 ? 0x6000 : 0x6010;
+    events.push_back(e);
+  }
+  std::string file = EncodeFile(events, false, kMinBlockCapacity);
+  const std::size_t first_block = file.find("LGBK");
+  // The flags byte, the thread switch (2 bytes), the acquire (tag, flags, 3-byte lock and ip
+  // differences), the release (tag, lock and ip differences of a byte each), four compact bytes.
+  const std::size_t compact_at = first_block + kBlockHeaderSize + 1 + 2 + 8 + 3;
+  ASSERT_EQ(file.size(), compact_at + 4);
+  Decoded v3 = DecodeFile(file);
+  EXPECT_TRUE(v3.errors.empty());
+  EXPECT_EQ(v3.events.size(), events.size());
+  // The same bytes in a version-2 file (whose CRC-32C is the same).
+  std::string v2 = file;
+  auto* p = reinterpret_cast<std::uint8_t*>(v2.data());
+  p[8] = 2;
+  const std::uint32_t header_len = p[12] | p[13] << 8 | p[14] << 16 | p[15] << 24;
+  const std::uint32_t crc = Crc32c(0, p, kFileHeaderFixedSize + header_len);
+  for (int i = 0; i < 4; ++i) p[kFileHeaderFixedSize + header_len + i] = crc >> (8 * i) & 0xff;
+  Decoded old = DecodeFile(v2);
+  ASSERT_EQ(old.errors.size(), 1u);
+  EXPECT_EQ(old.errors[0].offset, compact_at);
+  EXPECT_EQ(old.errors[0].message, "unknown record type " +
+                                       std::to_string(kCompactRecordBit | CompactSlot(0x6000)) +
+                                       " (rest of block skipped)");
+  EXPECT_EQ(old.events.size(), 2u);
+  // A compact release before any release record of its block.
+  std::vector<std::uint8_t> payload = {0x00, 0x01, 0x03,  // no stamps; thread 3
+                                       0x0a, 0x00, 0x80, 0x40, 0x80, 0xc0, 0x01,  // acquire
+                                       static_cast<std::uint8_t>(kCompactRecordBit |
+                                                                 kCompactReleaseBit | 5)};
+  BlockView view;
+  view.offset = 1000;
+  view.payload = payload;
+  BlockDecoder dec(view);
+  DecodeError err;
+  Event e;
+  ASSERT_TRUE(dec.Next(&e, &err));
+  EXPECT_EQ(e.lock, 0x1000u);
+  EXPECT_EQ(e.ip, 0x3000u);
+  EXPECT_FALSE(dec.Next(&e, &err));
+  EXPECT_EQ(err.offset, 1000 + kBlockHeaderSize + 10);
+  EXPECT_EQ(err.message,
+            "compact release record of table entry 5, which no record of its block defined "
+            "(rest of block skipped)");
+}
+
 TEST(LogFormat, SmallBlocksSplitAndStillDecodeIndependently) {
   std::vector<Event> events;
   for (int i = 0; i < 2000; ++i) {
@@ -300,7 +427,7 @@ TEST(LogFormat, TruncatedTailStopsCleanly) {
 
 TEST(LogFormat, WrongVersionAndNotALogAreFatal) {
   std::string file = EncodeFile(SampleEvents(), false, 64 * 1024);
-  for (int version : {0, 3, 0x100}) {
+  for (int version : {0, 4, 0x100}) {
     std::string other = file;
     other[8] = static_cast<char>(version & 0xff);
     other[9] = static_cast<char>(version >> 8);
@@ -308,7 +435,7 @@ TEST(LogFormat, WrongVersionAndNotALogAreFatal) {
     EXPECT_EQ(d.header_result, BinaryScanner::HeaderResult::kFatal);
     ASSERT_FALSE(d.errors.empty());
     EXPECT_EQ(d.errors[0].message, "unsupported log format version " + std::to_string(version) +
-                                       " (this lockgraph reads versions 1 to 2)");
+                                       " (this lockgraph reads versions 1 to 3)");
     EXPECT_EQ(d.errors[0].offset, 8u);
     EXPECT_TRUE(d.events.empty());
   }
@@ -388,7 +515,7 @@ TEST(LogFormat, EveryFlippedBitOfABlockIsDetected) {
 
 // A version-1 log (zlib's CRC-32 on the header and blocks) still reads: a file from the test
 // corpus, written by the recorder before version 2, and one re-checksummed by hand; a version-1
-// header with a version-2 checksum is caught as corrupt.
+// header with a CRC-32C checksum (versions 2 and 3) is caught as corrupt.
 TEST(LogFormat, VersionOneLogsStillRead) {
   std::ifstream in(std::string(LOCKGRAPH_CORPUS_DIR) + "/binary/abba_transfer.lglog",
                    std::ios::binary);
@@ -413,10 +540,10 @@ TEST(LogFormat, VersionOneLogsStillRead) {
     return std::uint32_t{at[0]} | std::uint32_t{at[1]} << 8 | std::uint32_t{at[2]} << 16 |
            std::uint32_t{at[3]} << 24;
   };
-  ASSERT_EQ(p[8], 2);
+  ASSERT_EQ(p[8], 3);  // SampleEvents repeats no lock event: no compact record
   p[8] = 1;
   const std::uint32_t header_len = get32(p + 12);
-  p[8] = 2;
+  p[8] = 3;
   EXPECT_EQ(get32(p + kFileHeaderFixedSize + header_len),
             Crc32cPortable(0, p, kFileHeaderFixedSize + header_len));
   p[8] = 1;
@@ -435,7 +562,7 @@ TEST(LogFormat, VersionOneLogsStillRead) {
   EXPECT_TRUE(v1.errors.empty());
   ASSERT_EQ(v1.events.size(), events.size());
   for (std::size_t i = 0; i < events.size(); ++i) EXPECT_TRUE(SameEvent(v1.events[i], events[i]));
-  // Blocks checksummed as version 2 in a file that says version 1 do not check out.
+  // Blocks checksummed as version 2 or 3 in a file that says version 1 do not check out.
   const Decoded mixed = DecodeFile(v1_header_v2_blocks);
   EXPECT_EQ(mixed.header_result, BinaryScanner::HeaderResult::kOk);
   ASSERT_FALSE(mixed.errors.empty());

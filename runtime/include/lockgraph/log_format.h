@@ -34,8 +34,9 @@ namespace lockgraph::logfmt {
 // --- Limits and framing constants (see docs/log-format.md) -----------------------------------
 
 // The binary version this lockgraph writes, and the oldest it reads. Version 1 checks its header
-// and blocks with zlib's CRC-32, version 2 with CRC-32C (Castagnoli); the records are the same.
-inline constexpr std::uint16_t kBinaryVersion = 2;
+// and blocks with zlib's CRC-32, versions 2 and 3 with CRC-32C (Castagnoli); version 3 adds the
+// one-byte compact lock records (kCompactRecordBit), the records of 1 and 2 are unchanged.
+inline constexpr std::uint16_t kBinaryVersion = 3;
 inline constexpr std::uint16_t kOldestBinaryVersion = 1;
 inline constexpr int kTextVersion = 1;
 // "\x89LGLOG\r\n": the high byte and CR/LF catch 7-bit and newline-mangling transfers.
@@ -81,6 +82,20 @@ enum class RecordType : std::uint8_t {
   kLockName = 0x15,        // lock, text = the instance's name in reports ("forks[4]")
 };
 inline constexpr std::uint8_t kMaxRecordType = 0x15;
+
+// Compact lock records (version 3): one byte, 1 s r r r r r r. The block keeps two tables of
+// kCompactSlots entries, both empty at its start: every full acquire record without subclass,
+// nest lock and stack sets acquire entry CompactSlot(ip) to its lock, ip, mode and trylock bit,
+// and every full release record sets release entry CompactSlot(ip) to its lock and ip. A compact
+// record (s = 0: acquire, 1: release) repeats the event entry r r r r r r holds, its stamp the
+// block's previous stamp plus one; it changes neither the tables nor the lock and ip deltas.
+inline constexpr std::uint8_t kCompactRecordBit = 0x80;
+inline constexpr std::uint8_t kCompactReleaseBit = 0x40;
+inline constexpr unsigned kCompactSlots = 64;
+// The table entry of call site `ip` (Fibonacci hashing: neighbouring call sites spread out).
+inline unsigned CompactSlot(std::uint64_t ip) {
+  return static_cast<unsigned>((ip * 0x9e3779b97f4a7c15ull) >> 58);
+}
 
 std::string_view RecordTypeName(RecordType type);
 
@@ -197,18 +212,36 @@ class BlockEncoder {
   // The recorder's inline steady state (the shim's fast path), in the header so that it inlines:
   // true when the block's current thread is already `thread` (no thread switch to write) and the
   // largest acquire or release record fits. Then PutPlainAcquire (no subclass, nest lock or
-  // stack) and PutPlainRelease write exactly the bytes PutAcquire / PutRelease would.
+  // stack) and PutPlainRelease write exactly the bytes PutAcquire / PutRelease would: one
+  // compact byte when the block's table entry of `ip` holds this very event and the stamp is the
+  // previous one plus one (the steady state of a loop), else the full record.
   bool ReadyForLockRecord(ThreadKey thread) const {
     return thread_ == thread && pos_ <= ready_end_;
   }
   void PutPlainAcquire(std::uint64_t seq, LockId lock, AcquireMode mode, bool trylock,
                        std::uint64_t ip) {
+    const auto flags =
+        static_cast<std::uint8_t>((static_cast<std::uint8_t>(mode) & 3) | (trylock ? 4 : 0));
+    const unsigned slot = CompactSlot(ip);
+    CompactEntry& entry = acquire_slots_[slot];
+    if (entry.ip == ip && entry.lock == lock && entry.flags == flags && NextStamp(seq)) {
+      PutCompact(static_cast<std::uint8_t>(kCompactRecordBit | slot), seq);
+      return;
+    }
     std::uint8_t* p = BeginLockRecord(RecordType::kAcquire, seq);
-    *p++ = static_cast<std::uint8_t>((static_cast<std::uint8_t>(mode) & 3) | (trylock ? 4 : 0));
+    *p++ = flags;
     EndLockRecord(p, lock, ip);
+    entry = {ip, lock, flags};
   }
   void PutPlainRelease(std::uint64_t seq, LockId lock, std::uint64_t ip) {
+    const unsigned slot = CompactSlot(ip);
+    CompactEntry& entry = release_slots_[slot];
+    if (entry.ip == ip && entry.lock == lock && entry.flags == 0 && NextStamp(seq)) {
+      PutCompact(static_cast<std::uint8_t>(kCompactRecordBit | kCompactReleaseBit | slot), seq);
+      return;
+    }
     EndLockRecord(BeginLockRecord(RecordType::kRelease, seq), lock, ip);
+    entry = {ip, lock, 0};
   }
 
   // Seals and returns the whole block (header + payload, checksummed as kBinaryVersion says),
@@ -235,6 +268,16 @@ class BlockEncoder {
     thread_ = thread;
     have_thread_ = true;
     ready_end_ = cap_ >= kMaxLockRecordBytes ? cap_ - kMaxLockRecordBytes : 0;
+  }
+  // A compact record may stand for an event stamped `seq`: the stamp only counts (or the block
+  // has none).
+  bool NextStamp(std::uint64_t seq) const { return seq == prev_seq_ + 1 || !with_seq_; }
+  void PutCompact(std::uint8_t tag, std::uint64_t seq) {
+    const std::size_t pos = pos_;
+    ++records_;
+    prev_seq_ = seq;
+    pos_ = pos + 1;
+    buf_[pos] = tag;
   }
   // The type byte and the stamp delta of an inline lock record; returns where its body goes.
   std::uint8_t* BeginLockRecord(RecordType type, std::uint64_t seq) {
@@ -283,6 +326,15 @@ class BlockEncoder {
   std::uint64_t prev_seq_ = 0;
   LockId prev_lock_ = 0;
   std::uint64_t prev_ip_ = 0;
+  // The compact records' tables (see kCompactRecordBit). An empty entry has flags 0xff, which no
+  // record has.
+  struct CompactEntry {
+    std::uint64_t ip;
+    LockId lock;
+    std::uint8_t flags;  // acquire: mode | trylock << 2; release: 0
+  };
+  CompactEntry acquire_slots_[kCompactSlots];
+  CompactEntry release_slots_[kCompactSlots];
 };
 
 // Seals a block laid out as a BlockEncoder lays it out (16 header bytes, then the payload, `size`
@@ -297,6 +349,7 @@ struct BlockView {
   std::uint64_t offset = 0;          // absolute offset of the block header
   std::uint32_t number = 0;          // block sequence number written by the recorder
   std::span<const std::uint8_t> payload;
+  std::uint16_t version = kBinaryVersion;  // the file's format version (which records exist)
 };
 
 // Walks a whole binary log held in memory (mapped or read): the header, then every block,
@@ -351,9 +404,12 @@ class BlockDecoder {
 
  private:
   bool Fail(DecodeError* error, std::string message);
+  // A compact record (version 3), `tag` read at `start`.
+  bool NextCompact(std::uint8_t tag, std::size_t start, Event* event, DecodeError* error);
   std::span<const std::uint8_t> p_;
   std::uint64_t base_offset_;
   std::size_t pos_ = 0;
+  bool compact_ok_ = false;  // the file's version has compact records
   bool with_seq_ = false;
   bool ok_ = true;
   ThreadKey thread_ = 0;
@@ -361,6 +417,16 @@ class BlockDecoder {
   std::uint64_t prev_seq_ = 0;
   LockId prev_lock_ = 0;
   std::uint64_t prev_ip_ = 0;
+  // The compact records' tables: entries 0-63 acquire, 64-127 release; a set bit in `slot_set_`
+  // for each entry a record of this block has defined.
+  struct CompactEntry {
+    LockId lock;
+    std::uint64_t ip;
+    AcquireMode mode;
+    bool trylock;
+  };
+  CompactEntry slots_[2 * kCompactSlots];
+  std::uint64_t slot_set_[2] = {0, 0};
 };
 
 // --- Text ------------------------------------------------------------------------------------

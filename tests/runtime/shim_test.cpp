@@ -849,6 +849,31 @@ TEST(LockgraphRun, RecordDefinesEachStackOnce) {
   unlink(log.c_str());
 }
 
+// Four threads each locking and unlocking one mutex 20,000 times: after the first round of its
+// block, every event of a thread's loop is a one-byte compact record (format version 3), so the
+// whole log, thread starts and block headers included, stays near one byte per event; the log
+// replays clean.
+TEST(LockgraphRun, RecordedLoopCostsAboutOneBytePerEvent) {
+  const std::string log = TempPath("loop") + ".lglog";
+  RunResult r = RunCli({"--record", log, "--", LG_CASES, "malloc_threads_ok"});
+  EXPECT_EQ(r.exit_code, 0) << Shown(r);
+  EXPECT_THAT(r.out, HasSubstr("malloc_threads_ok: done")) << Shown(r);
+  LogSummary s = Summarize(ReadFile(log));
+  EXPECT_EQ(s.errors, 0);
+  EXPECT_GE(s.acquires, 80000);
+  RunResult analyzed = RunProgram({LG_CLI, "analyze", "--stats", log});
+  EXPECT_EQ(analyzed.exit_code, 0) << Shown(analyzed);
+  EXPECT_THAT(analyzed.err, Not(HasSubstr("error"))) << Shown(analyzed);
+  const std::size_t at = analyzed.err.find(" bytes/event)");
+  ASSERT_NE(at, std::string::npos) << Shown(analyzed);
+  const std::size_t open = analyzed.err.rfind('(', at);
+  ASSERT_NE(open, std::string::npos) << Shown(analyzed);
+  const double bytes_per_event = std::strtod(analyzed.err.c_str() + open + 1, nullptr);
+  EXPECT_GT(bytes_per_event, 0.9) << Shown(analyzed);
+  EXPECT_LT(bytes_per_event, 1.5) << Shown(analyzed);  // 4.5 with version 2's records
+  unlink(log.c_str());
+}
+
 // Report text without blank lines (the live run separates reports with one, analyze does not).
 std::string WithoutBlankLines(const std::string& text) {
   std::istringstream in(text);

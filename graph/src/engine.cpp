@@ -49,12 +49,9 @@ constexpr std::size_t kDestroyedKeptPerShard = 1024;  // remembered destroyed lo
 constexpr std::size_t kPairCacheSize = 1024;          // per-thread validated same-class pairs
 constexpr std::size_t kInstanceCacheSize = 64;        // per-thread lock -> instance cache
 
-std::uint64_t MixKey(std::uint64_t h, std::uint64_t v) {
-  h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  return h;
-}
+using engine_internal::ChainKey;
+using engine_internal::MixKey;
+using engine_internal::UsageCoversBit;
 
 std::uint8_t DepTypeOf(AcquireMode holder, AcquireMode acquirer) {
   const bool shared_holder = holder != AcquireMode::kExclusive;
@@ -94,18 +91,6 @@ std::string FingerprintOf(FindingKind kind, const std::vector<std::string>& part
 }
 
 bool IsRead(AcquireMode m) { return m != AcquireMode::kExclusive; }
-
-// The key of a chain extended by one held lock: its class, mode, trylock and nest_lock bits.
-std::uint64_t ChainKey(std::uint64_t prev_key, ClassId cls, AcquireMode mode, bool trylock,
-                       bool nested) {
-  return MixKey(prev_key, std::uint64_t{cls} | (std::uint64_t(mode) << 32) |
-                              (std::uint64_t(trylock) << 34) | (std::uint64_t(nested) << 35));
-}
-
-// A class's usage summary byte (Engine::Impl::UsageSummary): bit k is set when the class's
-// usage mask of kind k (kEnabled or kEnabledRead) holds every context some thread has had
-// enabled (Engine::Impl::enabled_union), which settles that part of any thread's usage check.
-constexpr unsigned UsageCoversBit(UsageKind k) { return 1u << static_cast<unsigned>(k); }
 
 const char* UsageKindPrefix(UsageKind k) {
   switch (k) {
@@ -176,6 +161,7 @@ struct ThreadState::Impl : engine_internal::ThreadCache {
     if (!e.Test(kHardirqContext)) e.Clear(kSoftirqContext);
     if (!(e == enabled)) FlushSteps();
     enabled = e;
+    in_context = !in_mask.Empty();  // the inline cached path's usage check (in_mask changed)
   }
   const Frame& frame() const { return frames.back(); }
   std::uint64_t TopKey() const {
@@ -246,55 +232,14 @@ struct ClassRec {
   }
 };
 
-// What an InstanceHandle points to: a live instance's lock and binding (the InstanceSlotHead
-// base, which the inline cached path reads), readable without the shard lock. Slots are never
-// freed while the engine lives (a recycled slot names another lock, which a reader detects), so
-// a stale handle kept in a lock object is safe to read. One cache line: over a pool of 10,000
-// locks the slots (640 KB) and the mutexes stay in a 2 MiB second-level cache, where two-line
-// slots (1.28 MB) did not (docs/performance.md, "Many locks").
-struct alignas(64) InstanceSlot : engine_internal::InstanceSlotHead {
-  static constexpr int kChains = 12;
-  // Fingerprints (the high 32 bits) of validated chains without flags that ended with this
-  // instance, each noted once by the cached path after a chain-cache hit (never replaced: after
-  // the first few, a slot is read-only and stays clean in other cores' caches). A lock's usual
-  // predecessors so cost no chain-cache probe, whose table is too large to stay cached over
-  // thousands of locks; twelve hold all eight predecessors of a lock in the pool. Only
-  // validated chains are ever noted, so a chain whose fingerprint is here is validated, whatever
-  // the lock's class is now, except when an unvalidated chain ending with this lock shares a
-  // fingerprint with one noted here: odds of at most 12 in 2^32 per new chain (the chain keys
-  // are 64-bit hashes; the chain cache already accepts a 64-bit key collision). 0: free.
-  std::atomic<std::uint32_t> chains[kChains] = {};
-
-  static std::uint32_t Fingerprint(std::uint64_t key) {
-    const auto f = static_cast<std::uint32_t>(key >> 32);
-    return f ? f : 1;
-  }
-  bool HasChain(std::uint64_t key) const {
-    const std::uint32_t f = Fingerprint(key);
-    for (const auto& c : chains) {
-      const std::uint32_t k = c.load(std::memory_order_relaxed);
-      if (k == f) return true;
-      if (k == 0) return false;  // filled in order, never cleared
-    }
-    return false;
-  }
-  // Lock-free, from any thread: a lost race only loses the note.
-  void NoteChain(std::uint64_t key) {
-    for (auto& c : chains) {
-      if (c.load(std::memory_order_relaxed) != 0) continue;
-      c.store(Fingerprint(key), std::memory_order_relaxed);
-      return;
-    }
-  }
-};
-static_assert(sizeof(InstanceSlot) == 64, "an instance slot is one cache line");
-
-// Handles are the address of the slot's head, the part cached_path.h knows.
+// What an InstanceHandle points to (lockgraph/cached_path.h, where the inline cached path
+// reads it): the handle is the slot's address.
+using engine_internal::InstanceSlot;
 inline InstanceHandle HandleOfSlot(InstanceSlot* slot) {
-  return reinterpret_cast<InstanceHandle>(static_cast<engine_internal::InstanceSlotHead*>(slot));
+  return reinterpret_cast<InstanceHandle>(slot);
 }
 inline InstanceSlot* SlotOfHandle(InstanceHandle handle) {
-  return static_cast<InstanceSlot*>(reinterpret_cast<engine_internal::InstanceSlotHead*>(handle));
+  return reinterpret_cast<InstanceSlot*>(handle);
 }
 
 struct InstanceRec {
@@ -1122,6 +1067,7 @@ std::unique_ptr<ThreadState> Engine::NewThread(ThreadKey key, std::string name, 
   process.seed = MixKey(0x6c6f636b67726170ull, 0);
   impl->frames.push_back(process);
   impl->max_held = options().max_held_locks;
+  impl->usage_summary = impl_->usage_summary.get();
   impl->SyncHot();
   impl->RecomputeEnabled();
   impl_->CoverEnabled(impl->enabled);
@@ -1499,11 +1445,9 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
 
 namespace {
 
-// AcquireCachedMiss's rare cases out of line, so its common case (chain noted in the slot,
-// usage settled by the summary byte) needs no stack frame.
 // A chain not noted in the slot: validated and flag-free in the chain cache? Then noted.
-[[gnu::noinline]] bool ChainValidatedInCache(Engine::Impl& e, ThreadState::Impl& t,
-                                             InstanceSlot* slot, std::uint64_t chain_key) {
+bool ChainValidatedInCache(Engine::Impl& e, ThreadState::Impl& t, InstanceSlot* slot,
+                           std::uint64_t chain_key) {
   std::uint8_t chain_flags = 0;
   if (!e.chains.Find(chain_key, &chain_flags) || (chain_flags & ChainCache::kSameClass)) {
     return false;
@@ -1516,8 +1460,8 @@ namespace {
   return true;
 }
 // The class's usage masks cover what this acquisition implies (the summary byte did not say).
-[[gnu::noinline]] bool UsageCoveredByClass(const Engine::Impl& e, const ThreadState::Impl& t,
-                                           ClassId cls, bool read, bool trylock) {
+bool UsageCoveredByClass(const Engine::Impl& e, const ThreadState::Impl& t, ClassId cls,
+                         bool read, bool trylock) {
   const ClassRec& crec = e.Class(cls);
   const UsageKind used_in = read ? UsageKind::kUsedInRead : UsageKind::kUsedIn;
   const UsageKind enabled = read ? UsageKind::kEnabledRead : UsageKind::kEnabled;
@@ -1525,19 +1469,13 @@ namespace {
   return (t.enabled & ~crec.UsageMask(enabled)).Empty();
 }
 
-bool AcquireCachedMissFull(Engine::Impl& e, ThreadState::Impl& t, LockId lock,
-                           std::uint16_t request, std::uint64_t ip, InstanceHandle handle);
-
-// TryAcquireCached after a memo miss: the instance from `handle`, the chain from the slot's
-// notes or the chain cache, the usage bits from the class summary; memoises the step.
-// `request`: RequestBits(mode, trylock) (one argument less: all of them in registers).
-// kFull = false is the common case alone (the chain noted in the slot, the usage settled by the
-// summary byte), which calls nothing, so it needs no stack frame; anything else it hands on to
-// the kFull = true instance (a tail call with the same arguments), which does it all.
-template <bool kFull>
-[[gnu::always_inline]] inline bool AcquireFromSlot(Engine::Impl& e, ThreadState::Impl& t,
-                                                   LockId lock, std::uint16_t request,
-                                                   std::uint64_t ip, InstanceHandle handle) {
+// TryAcquireCached with a handle after the inline common case (engine_internal::
+// TryAcquireFromSlot) declined: the instance from `handle`, the chain from the slot's notes or
+// else the chain cache (noted in the slot when found there), the usage bits from the class
+// summary or else the class's masks. Out of line: the common case stays small in the hooks.
+[[gnu::noinline]] bool AcquireCachedMiss(Engine::Impl& e, ThreadState::Impl& t, LockId lock,
+                                         AcquireMode mode, bool trylock, std::uint64_t ip,
+                                         InstanceHandle handle) {
   const std::size_t held = t.held.size();
   if (held == t.held.capacity() || held - t.frame_base >= t.max_held) return false;
   InstanceSlot* slot = SlotOfHandle(handle);
@@ -1545,59 +1483,28 @@ template <bool kFull>
   if (slot->lock.load(std::memory_order_acquire) != lock) return false;
   const auto cls = static_cast<ClassId>(binding);
   if (cls == kNoClass) return false;
-  const auto mode = static_cast<AcquireMode>(request & 3);
-  const bool trylock = (request & 4) != 0;
-  const std::uint64_t top = t.top_key;
-  const std::uint64_t chain_key = ChainKey(top, cls, mode, trylock, /*nested=*/false);
+  const std::uint64_t chain_key = ChainKey(t.top_key, cls, mode, trylock, /*nested=*/false);
   // A chain of one lock in its context is valid by itself (ValidateChain finds no held lock
   // to check against and adds no dependency): only its usage bits matter, so the first lock
   // of a chain costs no chain-cache probe.
-  if (held > t.frame_base && !slot->HasChain(chain_key)) {
-    if constexpr (!kFull) {
-      return AcquireCachedMissFull(e, t, lock, request, ip, handle);
-    } else if (!ChainValidatedInCache(e, t, slot, chain_key)) {
-      return false;
-    }
+  if (held > t.frame_base && !slot->HasChain(chain_key) &&
+      !ChainValidatedInCache(e, t, slot, chain_key)) {
+    return false;
   }
   // Usage bits this acquisition implies must all be set already (else the slow path sets
   // them): from the class's usage summary byte when it settles it, else from the class.
   const bool read = IsRead(mode);
-  if (!(e.UsageSummary(cls) &
-        UsageCoversBit(read ? UsageKind::kEnabledRead : UsageKind::kEnabled)) ||
-      !(trylock || t.in_mask.Empty())) {
-    if constexpr (!kFull) {
-      return AcquireCachedMissFull(e, t, lock, request, ip, handle);
-    } else if (!UsageCoveredByClass(e, t, cls, read, trylock)) {
-      return false;
-    }
+  if ((!(e.UsageSummary(cls) &
+         UsageCoversBit(read ? UsageKind::kEnabledRead : UsageKind::kEnabled)) ||
+       !(trylock || t.in_mask.Empty())) &&
+      !UsageCoveredByClass(e, t, cls, read, trylock)) {
+    return false;
   }
-  // The record in registers, stored whole to the held stack and to the memo.
-  const auto words = engine_internal::HeldWords::Of(lock, chain_key, binding, t.frame_index,
-                                                    mode, trylock, /*nested=*/false);
-  words.StoreTo(&t.held.PushUnchecked(), ip);
+  engine_internal::HeldWords::Of(lock, chain_key, binding, t.frame_index, mode, trylock,
+                                 /*nested=*/false)
+      .StoreTo(&t.held.PushUnchecked(), ip);
   t.top_key = chain_key;
-  // Memoised without a shard epoch (0 never matches one): a step memoised through a handle is
-  // valid while the handle's slot keeps its binding, which is what TryAcquireMemoised checks;
-  // the paths without a handle (Acquire, TryAcquireCached without one) do not take it.
-  const std::uint64_t key = StepKey(top, request, false);
-  ChainStep* memo = t.StepSlot(top, lock, key);
-  memo->key = key;
-  words.StoreTo(&memo->held, 0);
-  memo->shard_epoch = 0;
-  memo->flags = 0;
   return true;
-}
-
-[[gnu::noinline]] bool AcquireCachedMissFull(Engine::Impl& e, ThreadState::Impl& t, LockId lock,
-                                             std::uint16_t request, std::uint64_t ip,
-                                             InstanceHandle handle) {
-  return AcquireFromSlot<true>(e, t, lock, request, ip, handle);
-}
-// Out of line, so the memo hit stays a small leaf.
-[[gnu::noinline]] bool AcquireCachedMiss(Engine::Impl& e, ThreadState::Impl& t, LockId lock,
-                                         std::uint16_t request, std::uint64_t ip,
-                                         InstanceHandle handle) {
-  return AcquireFromSlot<false>(e, t, lock, request, ip, handle);
 }
 
 }  // namespace
@@ -1606,14 +1513,14 @@ bool Engine::TryAcquireCached(ThreadState& thread, LockId lock, AcquireMode mode
                               std::uint64_t ip, InstanceHandle handle) {
   Impl& e = *impl_;
   ThreadState::Impl& t = *thread.impl_;
-  // The memo (engine_internal::TryAcquireMemoised, checked against the handle's slot), then
-  // the instance from the handle and the chain from the chain cache (AcquireCachedMiss).
-  // Anything else (a chain never validated, new usage, a same-class chain, the engine off) is
-  // Acquire's business.
+  // With a handle: the instance, its noted chains and its class's usage summary
+  // (engine_internal::TryAcquireFromSlot), then the chain cache and the class's usage masks
+  // (AcquireCachedMiss). Anything else (a chain never validated, new usage, a same-class
+  // chain, the engine off) is Acquire's business.
   if (handle != 0) {
     if (!e.enabled.load(std::memory_order_relaxed)) return false;
-    return engine_internal::TryAcquireMemoised(t, lock, mode, trylock, ip, handle) ||
-           AcquireCachedMiss(e, t, lock, RequestBits(mode, trylock), ip, handle);
+    return engine_internal::TryAcquireFromSlot(t, lock, mode, trylock, ip, handle) ||
+           AcquireCachedMiss(e, t, lock, mode, trylock, ip, handle);
   }
   // Without a handle: the memo alone, checked against the lock's shard epoch.
   const std::size_t held = t.held.size();
@@ -1636,7 +1543,16 @@ bool Engine::TryAcquireCachedAfterMemo(ThreadState& thread, LockId lock, Acquire
                                        bool trylock, std::uint64_t ip, InstanceHandle handle) {
   Impl& e = *impl_;
   if (!e.enabled.load(std::memory_order_relaxed)) return false;
-  return AcquireCachedMiss(e, *thread.impl_, lock, RequestBits(mode, trylock), ip, handle);
+  ThreadState::Impl& t = *thread.impl_;
+  return engine_internal::TryAcquireFromSlot(t, lock, mode, trylock, ip, handle) ||
+         AcquireCachedMiss(e, t, lock, mode, trylock, ip, handle);
+}
+
+bool Engine::TryAcquireCachedAfterSlot(ThreadState& thread, LockId lock, AcquireMode mode,
+                                       bool trylock, std::uint64_t ip, InstanceHandle handle) {
+  Impl& e = *impl_;
+  if (!e.enabled.load(std::memory_order_relaxed)) return false;
+  return AcquireCachedMiss(e, *thread.impl_, lock, mode, trylock, ip, handle);
 }
 
 bool Engine::TryReleaseInnermost(ThreadState& thread, LockId lock) {

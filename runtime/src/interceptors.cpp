@@ -429,8 +429,8 @@ bool RwlockStamped(pthread_rwlock_t* l) {
   const bool done =
       b != nullptr &&
       (handle != 0
-           ? engine_internal::TryAcquireMemoised(*tc, id, mode, trylock, ip, handle) ||
-                 g_runtime->engine.TryAcquireCachedAfterMemo(*tls.fast_state, id, mode, trylock,
+           ? engine_internal::TryAcquireFromSlot(*tc, id, mode, trylock, ip, handle) ||
+                 g_runtime->engine.TryAcquireCachedAfterSlot(*tls.fast_state, id, mode, trylock,
                                                              ip, handle)
            : g_runtime->engine.TryAcquireCached(*tls.fast_state, id, mode, trylock, ip));
   if (done) recorder.PutFastAcquire(b, id, mode, trylock, ip);
@@ -456,12 +456,13 @@ bool RwlockStamped(pthread_rwlock_t* l) {
     return entry == FastEntry::kRecorded && RecordedAcquireFast(lock, mode, trylock, ip, handle);
   }
   const auto id = reinterpret_cast<LockId>(lock);
-  // The memo hit inline; the rest of the engine's cached path (a lock without a handle, a memo
-  // miss: without probing the memo again) out of line.
+  // The engine's common case through the handle inline; the rest of its cached path (a lock
+  // without a handle; a chain not noted in the slot, or usage the summary does not settle:
+  // without trying the inline part again) out of line.
   const bool done =
       handle != 0
-          ? engine_internal::TryAcquireMemoised(*tls.fast_cache, id, mode, trylock, ip, handle) ||
-                g_runtime->engine.TryAcquireCachedAfterMemo(*tls.fast_state, id, mode, trylock,
+          ? engine_internal::TryAcquireFromSlot(*tls.fast_cache, id, mode, trylock, ip, handle) ||
+                g_runtime->engine.TryAcquireCachedAfterSlot(*tls.fast_state, id, mode, trylock,
                                                             ip, handle)
           : g_runtime->engine.TryAcquireCached(*tls.fast_state, id, mode, trylock, ip);
   LeaveFast();

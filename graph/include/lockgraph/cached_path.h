@@ -1,8 +1,9 @@
 // The engine's cached acquisition and release as inline code, for hooks that run on every lock
 // operation (the runtime's interposers). These are the engine's own per-thread structures: only
 // Engine (engine.cpp) creates and maintains them; the inline functions below do what
-// Engine::TryAcquireCached and Engine::TryReleaseInnermost do on a memo hit and nothing else
-// (no report, no allocation, no lock, no call out), so a hook can take them without a call.
+// Engine::TryAcquireCached (with an instance handle) and Engine::TryReleaseInnermost do in
+// their common case and nothing else (no report, no allocation, no lock, no call out), so a hook
+// can take them without a call.
 // Not a stable interface: the layouts change with the engine.
 #ifndef LOCKGRAPH_CACHED_PATH_H_
 #define LOCKGRAPH_CACHED_PATH_H_
@@ -14,6 +15,10 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "lockgraph/types.h"
 
@@ -140,18 +145,87 @@ class HeldStack {
   std::size_t cap_ = 0;
 };
 
-// What an InstanceHandle points to (the head of the engine's instance slot): a live instance's
-// lock and binding, readable without the engine's instance table. Slots are never freed while
-// the engine lives (a recycled slot names another lock, or the same lock with a new serial), so
-// a stale handle is safe to read.
-struct InstanceSlotHead {
+// The key of a chain extended by one step (the engine's chain keys: a 64-bit mix).
+inline std::uint64_t MixKey(std::uint64_t h, std::uint64_t v) {
+  h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h;
+}
+// The key of a chain extended by one held lock: its class, mode, trylock and nest_lock bits.
+inline std::uint64_t ChainKey(std::uint64_t prev_key, ClassId cls, AcquireMode mode,
+                              bool trylock, bool nested) {
+  return MixKey(prev_key, std::uint64_t{cls} | (std::uint64_t(mode) << 32) |
+                              (std::uint64_t(trylock) << 34) | (std::uint64_t(nested) << 35));
+}
+
+// A class's usage summary byte (the engine keeps one per class, dense by id): bit k is set
+// when the class's usage mask of kind k (kEnabled or kEnabledRead) holds every context some
+// thread has had enabled, which settles that part of any thread's usage check.
+constexpr unsigned UsageCoversBit(UsageKind k) { return 1u << static_cast<unsigned>(k); }
+
+// What an InstanceHandle points to: a live instance's lock and binding, and the chains noted as
+// validated that ended with it, readable without the engine's instance table or any lock. Slots
+// are never freed while the engine lives (a recycled slot names another lock, or the same lock
+// with a new serial), so a stale handle is safe to read. One cache line: over a pool of 10,000
+// locks the slots (640 KB) and the mutexes stay in a 2 MiB second-level cache, where two-line
+// slots (1.28 MB) did not (docs/performance.md, "Many locks").
+struct alignas(64) InstanceSlot {
+  static constexpr int kChains = 12;
   std::atomic<LockId> lock{kNoLock};          // kNoLock while destroyed or free
   std::atomic<std::uint64_t> binding{0};      // class | serial << 32
+  // Fingerprints (the high 32 bits) of validated chains without flags that ended with this
+  // instance, each noted once by the cached path after a chain-cache hit (never replaced: after
+  // the first few, a slot is read-only and stays clean in other cores' caches). A lock's usual
+  // predecessors so cost no chain-cache probe, whose table is too large to stay cached over
+  // thousands of locks; twelve hold all eight predecessors of a lock in the pool. Only
+  // validated chains are ever noted, so a chain whose fingerprint is here is validated, whatever
+  // the lock's class is now, except when an unvalidated chain ending with this lock shares a
+  // fingerprint with one noted here: odds of at most 12 in 2^32 per new chain (the chain keys
+  // are 64-bit hashes; the chain cache already accepts a 64-bit key collision). 0: free (a
+  // fingerprint is never 0).
+  std::atomic<std::uint32_t> chains[kChains] = {};
+
   void Bind(LockId l, ClassId cls, std::uint32_t serial) {
     binding.store(std::uint64_t{cls} | (std::uint64_t{serial} << 32), std::memory_order_release);
     lock.store(l, std::memory_order_release);
   }
+  static std::uint32_t Fingerprint(std::uint64_t key) {
+    const auto f = static_cast<std::uint32_t>(key >> 32);
+    return f ? f : 1;
+  }
+  // All twelve notes compared at once (three 16-byte compares, one branch): a scan that stops
+  // at the match mispredicts its exit on nearly every call when a lock has several usual
+  // predecessors. Free entries are 0, which no fingerprint equals. Each 4-byte note is read
+  // whole by the 16-byte loads (aligned), so a concurrent NoteChain is seen or not, never torn.
+  [[gnu::always_inline]] bool HasChain(std::uint64_t key) const {
+    const std::uint32_t f = Fingerprint(key);
+#if defined(__SSE2__) && !defined(__SANITIZE_THREAD__)
+    const __m128i want = _mm_set1_epi32(static_cast<int>(f));
+    const auto* p = reinterpret_cast<const __m128i*>(chains);
+    const __m128i hit = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi32(_mm_load_si128(p), want),
+                     _mm_cmpeq_epi32(_mm_load_si128(p + 1), want)),
+        _mm_cmpeq_epi32(_mm_load_si128(p + 2), want));
+    return _mm_movemask_epi8(hit) != 0;
+#else
+    bool hit = false;
+    for (const auto& c : chains) hit |= c.load(std::memory_order_relaxed) == f;
+    return hit;
+#endif
+  }
+  // Lock-free, from any thread: a lost race only loses the note.
+  void NoteChain(std::uint64_t key) {
+    for (auto& c : chains) {
+      if (c.load(std::memory_order_relaxed) != 0) continue;
+      c.store(Fingerprint(key), std::memory_order_relaxed);
+      return;
+    }
+  }
 };
+static_assert(sizeof(InstanceSlot) == 64, "an instance slot is one cache line");
+static_assert(offsetof(InstanceSlot, chains) == 16, "the notes are three aligned 16-byte words");
+using InstanceSlotHead = InstanceSlot;  // its earlier name (the slot's lock and binding)
 
 constexpr int kChainStepCacheBits = 6;
 constexpr std::size_t kChainStepCacheSize = std::size_t{1} << kChainStepCacheBits;
@@ -191,6 +265,8 @@ struct ThreadCache {
   std::uint32_t frame_index = 0;
   std::uint32_t unflushed_hits = 0;   // Acquire's chain-cache hits not yet counted
   std::size_t max_held = 0;           // EngineOptions::max_held_locks
+  const std::uint8_t* usage_summary = nullptr;  // the engine's summary bytes, by class id
+  bool in_context = false;            // running in some interrupt context (in_mask not empty)
   std::array<ChainStep, kChainStepCacheSize> steps{};
 
   // Two candidate slots per (chain, lock): the first unless it holds another step.
@@ -223,21 +299,57 @@ struct ThreadCache {
   }
 };
 
-// Engine::TryAcquireCached's memo hit for a lock whose handle is known: when this thread took
-// `lock` with the same request on top of the same chain before, and the handle's slot still
-// binds the instance memoised then, pushes the held lock and returns true. Otherwise changes
-// nothing and returns false (Engine::TryAcquireCached then tries the rest). Unlike
-// Engine::TryAcquireCached it does not look at whether the engine is still on: a caller stops
-// calling when the engine turns off (the runtime does: the sink's OnTurnedOff turns the shim
-// off), and a call in between only pushes onto the thread's own stack, which nothing reads then.
-[[gnu::always_inline]] inline bool TryAcquireMemoised(ThreadCache& t, LockId lock, AcquireMode mode, bool trylock,
-                               std::uint64_t ip, InstanceHandle handle) {
+// Engine::TryAcquireCached's common case for a lock whose handle is known, inline: the
+// handle's slot still names `lock`, the chain this acquisition makes is a chain of one lock in
+// its context or one noted in the slot as validated, and the class's usage summary says every
+// usage bit it implies is set (outside interrupt contexts, where a trylock or not decides
+// nothing more). Then pushes the held lock and returns true. Otherwise changes nothing and
+// returns false (Engine::TryAcquireCachedAfterSlot then tries the chain cache and the class's
+// usage masks). No memo: over many locks a thread's steps do not fit it, and where they do this
+// path costs about what a memo hit did (the hit also read the slot to check the binding).
+// Unlike Engine::TryAcquireCached it does not look at whether the engine is still on: a caller
+// stops calling when the engine turns off (the runtime does: the sink's OnTurnedOff turns the
+// shim off), and a call in between only pushes onto the thread's own stack, which nothing reads
+// then.
+[[gnu::always_inline]] inline bool TryAcquireFromSlot(ThreadCache& t, LockId lock,
+                                                      AcquireMode mode, bool trylock,
+                                                      std::uint64_t ip, InstanceHandle handle) {
+  const std::size_t held = t.held.size();
+  if (held == t.held.capacity() || held - t.frame_base >= t.max_held) return false;
+  const auto* slot = reinterpret_cast<const InstanceSlot*>(handle);
+  const std::uint64_t binding = slot->binding.load(std::memory_order_acquire);
+  if (slot->lock.load(std::memory_order_acquire) != lock) return false;
+  const auto cls = static_cast<ClassId>(binding);
+  if (cls == kNoClass) return false;
+  const std::uint64_t chain_key = ChainKey(t.top_key, cls, mode, trylock, /*nested=*/false);
+  // A chain of one lock in its context is valid by itself (validation finds no held lock to
+  // check against and adds no dependency): only its usage bits matter.
+  if (held > t.frame_base && !slot->HasChain(chain_key)) return false;
+  const unsigned covers = UsageCoversBit(mode == AcquireMode::kExclusive
+                                             ? UsageKind::kEnabled
+                                             : UsageKind::kEnabledRead);
+  const unsigned summary = __atomic_load_n(t.usage_summary + cls, __ATOMIC_ACQUIRE);
+  if (!(summary & covers) || (!trylock && t.in_context)) return false;
+  HeldWords::Of(lock, chain_key, binding, t.frame_index, mode, trylock, /*nested=*/false)
+      .StoreTo(&t.held.PushUnchecked(), ip);
+  t.top_key = chain_key;
+  return true;
+}
+
+// The thread's memo alone for a lock whose handle is known (a caller that replays a log tries
+// it first while it hits; the shim does not use it): when this thread took `lock` with the same
+// request on top of the same chain before (a step the engine's full Acquire memoised), and the
+// handle's slot still binds the instance memoised then, pushes the held lock and returns true.
+// Otherwise changes nothing and returns false. Same rules as TryAcquireFromSlot.
+[[gnu::always_inline]] inline bool TryAcquireMemoised(ThreadCache& t, LockId lock,
+                                                      AcquireMode mode, bool trylock,
+                                                      std::uint64_t ip, InstanceHandle handle) {
   const std::size_t n = t.held.size();
   if (n == t.held.capacity() || n - t.frame_base >= t.max_held) return false;
   const std::uint64_t top = t.top_key;
   const ChainStep* s = t.FindStep(top, lock, StepKey(top, RequestBits(mode, trylock), false));
   if (s == nullptr) return false;
-  const auto* slot = reinterpret_cast<const InstanceSlotHead*>(handle);
+  const auto* slot = reinterpret_cast<const InstanceSlot*>(handle);
   std::uint64_t memo_binding;
   std::memcpy(&memo_binding, &s->held.cls, sizeof memo_binding);
   if (slot->binding.load(std::memory_order_acquire) != memo_binding ||

@@ -208,9 +208,14 @@ class Engine {
   // no lock, makes no call out.
   bool TryAcquireCached(ThreadState& thread, LockId lock, AcquireMode mode, bool trylock,
                         std::uint64_t ip, InstanceHandle handle = 0);
-  // TryAcquireCached for a caller that has just probed the thread's memo itself
-  // (engine_internal::TryAcquireMemoised, cached_path.h, returned false) and has the lock's
-  // handle (not 0): the same answer without a second probe of the memo.
+  // TryAcquireCached for a caller that has just tried its inline common case itself
+  // (engine_internal::TryAcquireFromSlot, cached_path.h, returned false) with the lock's handle
+  // (not 0): the same answer without trying that part again.
+  bool TryAcquireCachedAfterSlot(ThreadState& thread, LockId lock, AcquireMode mode,
+                                 bool trylock, std::uint64_t ip, InstanceHandle handle);
+  // TryAcquireCached for a caller that has probed the thread's memo itself
+  // (engine_internal::TryAcquireMemoised returned false) and has the lock's handle (not 0): the
+  // slot path, inline common case first, without probing the memo again.
   bool TryAcquireCachedAfterMemo(ThreadState& thread, LockId lock, AcquireMode mode,
                                  bool trylock, std::uint64_t ip, InstanceHandle handle);
   // Releases the innermost hold of `lock`. Releasing a lock not held is a finding.

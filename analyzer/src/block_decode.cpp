@@ -20,7 +20,7 @@ void DecodedBlock::Grow(std::size_t at_least) {
   std::copy(seqs_.get(), seqs_.get() + count_, bigger_seqs.get());
   records_ = std::move(bigger);
   seqs_ = std::move(bigger_seqs);
-  slots_.reset(new std::uint32_t[cap]);  // assigned after decoding (AssignLockSlots)
+  slots_.reset(new std::uint32_t[cap + kLockSlotPad]);  // assigned after decoding
   capacity_ = cap;
 }
 
@@ -583,19 +583,22 @@ void AssignLockSlots(DecodedBlock* block, LockSlots* slots) {
   std::uint32_t last_slot = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const CompactRecord& r = records[i];
+    std::uint32_t slot = 0;
     if (r.type == RecordType::kAcquire) {
       if (r.x != last) {
         last = r.x;
         last_slot = slots->Of(last);
       }
-      out[i] = last_slot;
+      slot = last_slot;
     } else if (r.type == RecordType::kLockInit) [[unlikely]] {
-      out[i] = slots->Of(r.x);
+      slot = slots->Of(r.x);
     } else if (r.type == RecordType::kLockDestroy) [[unlikely]] {
-      out[i] = slots->Retire(r.x);
+      slot = slots->Retire(r.x);
       last = kNoLock;
     }
+    out[i] = slot;
   }
+  if (out != nullptr) std::fill(out + n, out + n + DecodedBlock::kLockSlotPad, 0u);
   block->lock_slot_limit = slots->limit();
 }
 

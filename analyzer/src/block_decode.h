@@ -66,11 +66,13 @@ struct DecodedBlock {
   std::size_t capacity() const { return capacity_; }
   void Resize(std::size_t n) { count_ = n; }
 
-  // The lock slot (LockSlots) of each acquire, init and destroy record, by record position
-  // (AssignLockSlots; other records' entries are unspecified), and the number of slots the
+  // The lock slot (LockSlots) of each acquire, init and destroy record, by record position,
+  // 0 for every other record and for kLockSlotPad entries past the last (AssignLockSlots), so
+  // a look-ahead of up to that many records needs no bounds check; and the number of slots the
   // log's numbering had handed out by the end of this block.
+  static constexpr std::size_t kLockSlotPad = 16;
   const std::uint32_t* lock_slots() const { return slots_.get(); }
-  std::uint32_t* lock_slot_data() { return slots_.get(); }  // capacity() entries
+  std::uint32_t* lock_slot_data() { return slots_.get(); }  // capacity() + kLockSlotPad
   std::uint32_t lock_slot_limit = 0;
 
   std::vector<LockId> nests;
@@ -156,7 +158,8 @@ class LockSlots {
 };
 
 // Fills block->lock_slots and block->lock_slot_limit from `slots`, the numbering of the block's
-// log (blocks in the order the replay opens them). Slot 0 is lock kNoLock's, never another's.
+// log (blocks in the order the replay opens them). Slot 0 is lock kNoLock's, never another's,
+// and every record without a lock's.
 void AssignLockSlots(DecodedBlock* block, LockSlots* slots);
 
 // A block of a log found by walking the block headers alone (IndexStampedBlocks).

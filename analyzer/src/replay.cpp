@@ -278,7 +278,7 @@ void BlockReplayer::GrowHandles(const DecodedBlock& block) {
 bool BlockReplayer::AcquireFirst(ThreadState& t, std::uint32_t slot, LockId lock,
                                  AcquireMode mode, bool trylock, std::uint64_t ip) {
   const InstanceHandle handle = engine_->HandleOf(lock);
-  handles_[slot] = handle;
+  if (slot != 0) handles_[slot] = handle;  // slot 0 (lock kNoLock) keeps none
   return handle != 0 && engine_->TryAcquireCached(t, lock, mode, trylock, ip, handle);
 }
 
@@ -303,7 +303,6 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, 
   // The thread's state in a local for the two hot records: as far as the compiler knows, every
   // engine call could change the members, which would be reloaded and tested per record.
   ThreadState* cur = current_;
-  const std::size_t n = block.records().size();
   // Which cached path an acquisition tries first: the thread's memo of steps while it hits (a
   // log over few locks), the engine's miss path with the handle once it missed (a pool of
   // thousands: far more distinct steps than the memo holds, so a probe would nearly always
@@ -343,11 +342,11 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, 
           // Replay knows what comes next, the shim does not: the instance slot of the lock
           // acquired kAhead records on is started into the caches (over a large pool it is
           // the miss path's read that misses them).
+          // (Records without a lock, and those past the block's end, have slot 0: no handle.)
           constexpr std::size_t kAhead = 8;
-          if (i + kAhead < n && records[i + kAhead].type == RecordType::kAcquire) {
-            if (const InstanceHandle next = handles[slots[i + kAhead]])
-              __builtin_prefetch(reinterpret_cast<const void*>(next));
-          }
+          static_assert(kAhead <= DecodedBlock::kLockSlotPad);
+          if (const InstanceHandle next = handles[slots[i + kAhead]])
+            __builtin_prefetch(reinterpret_cast<const void*>(next));
           if (engine.TryAcquireCachedAfterMemo(t, lock, mode, r.b, map(r.y), h)) continue;
           // A handle that names another lock now (the slot handed to another lock in merged
           // order, the engine's slot recycled) is taken afresh at the next acquisition.

@@ -296,19 +296,13 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, 
   const CompactRecord* const records = block.records().data();
   const std::uint32_t* const slots = block.lock_slots();
   const InstanceHandle* const handles = handles_.data();  // not resized during a range
-  // The inline memo probe (as the shim's) does not look at whether the engine is still on: it
-  // is skipped from the next range on once the engine has turned off (a probe in between only
-  // pushes onto the thread's own stack, which nothing reads then).
+  // The inline cached path (as the shim's) does not look at whether the engine is still on: it
+  // is skipped from the next range on once the engine has turned off (an acquisition in
+  // between only pushes onto the thread's own stack, which nothing reads then).
   const bool on = engine.enabled();
   // The thread's state in a local for the two hot records: as far as the compiler knows, every
   // engine call could change the members, which would be reloaded and tested per record.
   ThreadState* cur = current_;
-  // Which cached path an acquisition tries first: the thread's memo of steps while it hits (a
-  // log over few locks), the engine's miss path with the handle once it missed (a pool of
-  // thousands: far more distinct steps than the memo holds, so a probe would nearly always
-  // miss), the memo probed again every 16th acquisition. Either gives the same result.
-  bool memo_first = memo_first_;
-  std::uint32_t memo_probe = memo_probe_;
   for (std::size_t i = begin; i < end; ++i) {
     const CompactRecord& r = records[i];
     if (r.type == RecordType::kRelease) {
@@ -322,9 +316,9 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, 
       ThreadState& t = cur ? *cur : *(cur = &Current());
       // The engine's cached path first, as the shim takes it: the same result as Acquire
       // without building a request (it takes no subclass and no nest lock), with the lock's
-      // instance handle as the shim keeps one in each mutex: the memo checked against the
-      // instance's slot, then the miss path (the slot's noted chains, the chain cache, the
-      // class's usage summary), without the engine's instance table.
+      // instance handle as the shim keeps one in each mutex: inline, the instance's slot (its
+      // lock, class and noted chains) and the class's usage summary; else the engine's miss
+      // path (the chain cache, the class's usage masks); neither needs the instance table.
       if ((r.c | r.index) == 0 && on) {
         const LockId lock = map(r.x);
         const auto mode = static_cast<AcquireMode>(r.a);
@@ -332,25 +326,21 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, 
         if (h == 0) {
           if (AcquireFirst(t, slots[i], lock, mode, r.b, map(r.y))) continue;
         } else {
-          if (memo_first || (++memo_probe & 15) == 0) {
-            if (engine_internal::TryAcquireMemoised(t.cache(), lock, mode, r.b, map(r.y), h)) {
-              memo_first = true;
-              continue;
-            }
-            memo_first = false;
-          }
           // Replay knows what comes next, the shim does not: the instance slot of the lock
           // acquired kAhead records on is started into the caches (over a large pool it is
-          // the miss path's read that misses them).
-          // (Records without a lock, and those past the block's end, have slot 0: no handle.)
+          // the read that misses them). Records without a lock, and those past the block's
+          // end, have slot 0: no handle.
           constexpr std::size_t kAhead = 8;
           static_assert(kAhead <= DecodedBlock::kLockSlotPad);
           if (const InstanceHandle next = handles[slots[i + kAhead]])
             __builtin_prefetch(reinterpret_cast<const void*>(next));
-          if (engine.TryAcquireCachedAfterMemo(t, lock, mode, r.b, map(r.y), h)) continue;
+          if (engine_internal::TryAcquireFromSlot(t.cache(), lock, mode, r.b, map(r.y), h) ||
+              engine.TryAcquireCachedAfterSlot(t, lock, mode, r.b, map(r.y), h)) {
+            continue;
+          }
           // A handle that names another lock now (the slot handed to another lock in merged
           // order, the engine's slot recycled) is taken afresh at the next acquisition.
-          if (reinterpret_cast<const engine_internal::InstanceSlotHead*>(h)->lock.load(
+          if (reinterpret_cast<const engine_internal::InstanceSlot*>(h)->lock.load(
                   std::memory_order_relaxed) != lock) {
             handles_[slots[i]] = 0;
           }
@@ -435,8 +425,6 @@ void BlockReplayer::ReplayRecords(const DecodedBlock& block, std::size_t begin, 
     }
     cur = current_;
   }
-  memo_first_ = memo_first;
-  memo_probe_ = memo_probe;
 }
 
 void BlockReplayer::ReplayRange(const DecodedBlock& block, std::size_t begin, std::size_t end) {

@@ -132,15 +132,13 @@ class BlockReplayer {
   std::unordered_map<logfmt::LogClassId, ClassId> classes_;
   // The engine's instance handle of each of the run's locks, by lock slot (the decoder's dense
   // numbering, DecodedBlock::lock_slots; 0: none taken yet), as the shim keeps one in each
-  // mutex: the thread's memo is checked against the instance's slot, and a memo miss finds
-  // the instance, its noted chains and its class without the engine's instance table. A
+  // mutex: the cached path finds the instance, its noted chains and its class through it,
+  // without the engine's instance table. A
   // handle may be stale (the slot re-used by another lock in merged order, the instance
   // destroyed and its engine slot recycled): the engine checks it against the lock it names
   // and the call falls back, so a stale handle costs only speed; it is dropped at the lock's
   // init and destroy records and whenever the engine finds it names another lock.
   std::vector<InstanceHandle> handles_;
-  bool memo_first_ = true;        // the last memo probe hit (ReplayRecords)
-  std::uint32_t memo_probe_ = 0;  // acquisitions that went to the miss path first
   ThreadKey current_key_ = 0;
   ThreadState* current_ = nullptr;
   // Bumped when a thread's state goes (thread exit): merge cursors then look theirs up again.

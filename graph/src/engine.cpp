@@ -142,6 +142,7 @@ struct ThreadState::Impl : engine_internal::ThreadCache {
     ClassId cls = kNoClass;
     std::uint32_t serial = 0;
     std::uint64_t epoch = 0;
+    engine_internal::InstanceSlot* slot = nullptr;  // its handle's slot, if one was made
   };
   std::array<CachedInstance, kInstanceCacheSize> instance_cache{};
 
@@ -1352,6 +1353,7 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
       cached_inst.epoch == shard_epoch) {
     inst.cls = cached_inst.cls;
     inst.serial = cached_inst.serial;
+    inst.slot = cached_inst.slot;
     inst_epoch = shard_epoch;
   } else {
     std::lock_guard<std::mutex> g(shard.mu);
@@ -1364,7 +1366,7 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
     destroyed = inst.destroyed;
     inst_epoch = shard.epoch.load(std::memory_order_relaxed);
     if (!destroyed && inst.cls != kNoClass) {
-      cached_inst = {request.lock, inst.cls, inst.serial, inst_epoch};
+      cached_inst = {request.lock, inst.cls, inst.serial, inst_epoch, inst.slot};
     }
   }
   if (inst.cls == kNoClass) {
@@ -1414,7 +1416,7 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
 
   h.chain_key = ChainKey(top, cls, request.mode, request.trylock, nested);
   std::uint8_t chain_flags = 0;
-  const bool cached = e.chains.Find(h.chain_key, &chain_flags);
+  bool cached = e.chains.Find(h.chain_key, &chain_flags);
   if (cached && ++t.unflushed_hits == 4096) {  // batched: no shared cache line per hit
     e.cache_hits.fetch_add(t.unflushed_hits, std::memory_order_relaxed);
     t.unflushed_hits = 0;
@@ -1424,7 +1426,15 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
                          SameClassNeedsCheck(t, h, e.strict.load(std::memory_order_relaxed));
   if (new_usage || !cached || same_class_work) {
     AcquireSlow(e, ac, h, needed, new_usage, cached, chain_flags, same_class_work, &pending);
-    if (!cached) e.chains.Find(h.chain_key, &chain_flags);  // the flags validation settled on
+    if (!cached) cached = e.chains.Find(h.chain_key, &chain_flags);  // what validation settled
+  }
+  // A validated, flag-free chain of two or more locks ending with an instance that has a
+  // handle: noted in its slot now, so the handle path's first pass over it needs no chain-cache
+  // probe (a pool's pairs are first taken here, and over thousands of locks that probe misses).
+  if (cached && inst.slot != nullptr && request.subclass == 0 && !nested &&
+      !(chain_flags & ChainCache::kSameClass) &&
+      t.held.size() > t.frame().held_base && !destroyed && !inst.slot->HasChain(h.chain_key)) {
+    inst.slot->NoteChain(h.chain_key);
   }
   t.held.push_back(h);
   t.top_key = h.chain_key;

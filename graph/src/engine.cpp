@@ -1549,15 +1549,6 @@ bool Engine::TryAcquireCached(ThreadState& thread, LockId lock, AcquireMode mode
   return true;
 }
 
-bool Engine::TryAcquireCachedAfterMemo(ThreadState& thread, LockId lock, AcquireMode mode,
-                                       bool trylock, std::uint64_t ip, InstanceHandle handle) {
-  Impl& e = *impl_;
-  if (!e.enabled.load(std::memory_order_relaxed)) return false;
-  ThreadState::Impl& t = *thread.impl_;
-  return engine_internal::TryAcquireFromSlot(t, lock, mode, trylock, ip, handle) ||
-         AcquireCachedMiss(e, t, lock, mode, trylock, ip, handle);
-}
-
 bool Engine::TryAcquireCachedAfterSlot(ThreadState& thread, LockId lock, AcquireMode mode,
                                        bool trylock, std::uint64_t ip, InstanceHandle handle) {
   Impl& e = *impl_;

@@ -235,7 +235,6 @@ struct alignas(64) InstanceSlot {
 };
 static_assert(sizeof(InstanceSlot) == 64, "an instance slot is one cache line");
 static_assert(offsetof(InstanceSlot, chains) == 16, "the notes are three aligned 16-byte words");
-using InstanceSlotHead = InstanceSlot;  // its earlier name (the slot's lock and binding)
 
 constexpr int kChainStepCacheBits = 6;
 constexpr std::size_t kChainStepCacheSize = std::size_t{1} << kChainStepCacheBits;
@@ -343,31 +342,6 @@ struct ThreadCache {
   HeldWords::Of(lock, chain_key, binding, t.frame_index, mode, trylock, /*nested=*/false)
       .StoreTo(&t.held.PushUnchecked(), ip);
   t.top_key = chain_key;
-  return true;
-}
-
-// The thread's memo alone for a lock whose handle is known (a caller that replays a log tries
-// it first while it hits; the shim does not use it): when this thread took `lock` with the same
-// request on top of the same chain before (a step the engine's full Acquire memoised), and the
-// handle's slot still binds the instance memoised then, pushes the held lock and returns true.
-// Otherwise changes nothing and returns false. Same rules as TryAcquireFromSlot.
-[[gnu::always_inline]] inline bool TryAcquireMemoised(ThreadCache& t, LockId lock,
-                                                      AcquireMode mode, bool trylock,
-                                                      std::uint64_t ip, InstanceHandle handle) {
-  const std::size_t n = t.held.size();
-  if (n == t.held.capacity() || n - t.frame_base >= t.max_held) return false;
-  const std::uint64_t top = t.top_key;
-  const ChainStep* s = t.FindStep(top, lock, StepKey(top, RequestBits(mode, trylock), false));
-  if (s == nullptr) return false;
-  const auto* slot = reinterpret_cast<const InstanceSlot*>(handle);
-  std::uint64_t memo_binding;
-  std::memcpy(&memo_binding, &s->held.cls, sizeof memo_binding);
-  if (slot->binding.load(std::memory_order_acquire) != memo_binding ||
-      slot->lock.load(std::memory_order_acquire) != lock) {
-    return false;
-  }
-  CopyHeld(&t.held.PushUnchecked(), s->held, ip);
-  t.top_key = s->held.chain_key;
   return true;
 }
 

@@ -213,11 +213,6 @@ class Engine {
   // (not 0): the same answer without trying that part again.
   bool TryAcquireCachedAfterSlot(ThreadState& thread, LockId lock, AcquireMode mode,
                                  bool trylock, std::uint64_t ip, InstanceHandle handle);
-  // TryAcquireCached for a caller that has probed the thread's memo itself
-  // (engine_internal::TryAcquireMemoised returned false) and has the lock's handle (not 0): the
-  // slot path, inline common case first, without probing the memo again.
-  bool TryAcquireCachedAfterMemo(ThreadState& thread, LockId lock, AcquireMode mode,
-                                 bool trylock, std::uint64_t ip, InstanceHandle handle);
   // Releases the innermost hold of `lock`. Releasing a lock not held is a finding.
   void Release(ThreadState& thread, LockId lock, std::uint64_t ip = 0);
   // Release's common case alone: when `lock` is the innermost lock held in the current context,

@@ -14,6 +14,15 @@
 namespace lockgraph::graph_internal {
 namespace {
 
+// Adds the dependency from -> to with the given type bits.
+void AddDep(DepGraph& g, ClassId from, ClassId to, std::uint8_t types = kDepEN) {
+  Dependency d;
+  d.from = from;
+  d.to = to;
+  d.types = types;
+  g.Add(d);
+}
+
 // Plain reachability by breadth-first search over the dependencies.
 bool Reaches(const DepGraph& g, ClassId from, ClassId to) {
   if (from >= g.class_count() || to >= g.class_count()) return false;
@@ -66,11 +75,7 @@ TEST(DepGraphOrder, CycleVerdictsRanksAndBoundedSearchesMatchBruteForce) {
       ASSERT_EQ(bounded.has_value(), unbounded.has_value())
           << "seed " << seed << " graph " << g << " dependency " << e;
       if (bounded) ASSERT_EQ(bounded->size(), unbounded->size());
-      Dependency d;
-      d.from = from;
-      d.to = to;
-      d.types = kTypes[rng() % 4];
-      graph.Add(d);
+      AddDep(graph, from, to, kTypes[rng() % 4]);
       ASSERT_EQ(graph.CheckInvariants(), "")
           << "seed " << seed << " graph " << g << " dependency " << e;
     }
@@ -84,13 +89,7 @@ TEST(DepGraphOrder, CycleVerdictsRanksAndBoundedSearchesMatchBruteForce) {
 // in between must not be re-ranked from it.
 TEST(DepGraphOrder, AWalkIsNotReusedAfterTheGraphChanged) {
   DepGraph graph;
-  auto add = [&](ClassId from, ClassId to) {
-    Dependency d;
-    d.from = from;
-    d.to = to;
-    d.types = kDepEN;
-    graph.Add(d);
-  };
+  auto add = [&](ClassId from, ClassId to) { AddDep(graph, from, to); };
   add(3, 2);  // against the initial order: 2 must move after 3
   add(2, 1);
   ASSERT_EQ(graph.CheckInvariants(), "");
@@ -149,11 +148,7 @@ TEST(DepGraphOrder, ManyDependenciesAgainstFirstSightStayExact) {
         }
       }
       if (expected) ++closing;
-      Dependency d;
-      d.from = from;
-      d.to = to;
-      d.types = kDepEN;
-      graph.Add(d);
+      AddDep(graph, from, to);
       if (e % 97 == 0 || expected) {
         ASSERT_EQ(graph.CheckInvariants(), "")
             << "seed " << seed << " graph " << g << " dependency " << e;
@@ -172,13 +167,7 @@ TEST(DepGraphOrder, ManyDependenciesAgainstFirstSightStayExact) {
 // to nothing: the order must spread a range of labels and stay exact.
 TEST(DepGraphOrder, LabelsAreSpreadWhenAGapIsUsedUp) {
   DepGraph graph;
-  auto add = [&](ClassId from, ClassId to) {
-    Dependency d;
-    d.from = from;
-    d.to = to;
-    d.types = kDepEN;
-    graph.Add(d);
-  };
+  auto add = [&](ClassId from, ClassId to) { AddDep(graph, from, to); };
   // Each new class c goes between 0 and the class after it: always into the gap after 0.
   constexpr ClassId kInner = 300;
   add(0, 1);

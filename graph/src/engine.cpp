@@ -361,6 +361,13 @@ struct Engine::Impl {
   std::atomic<std::uint64_t> entered[2] = {};  // contexts ever entered (shown in usage strings)
   std::atomic<bool> has_instance_graphs{false};
   std::atomic<std::size_t> cache_hits{0};
+  // One chain-cache hit by thread `t`, counted in batches: no shared cache line per hit.
+  void CountCacheHit(engine_internal::ThreadCache& t) {
+    if (++t.unflushed_hits == 4096) {
+      cache_hits.fetch_add(t.unflushed_hits, std::memory_order_relaxed);
+      t.unflushed_hits = 0;
+    }
+  }
 
   // Instance slots (InstanceHandle), allocated in chunks and recycled, never freed.
   static constexpr std::size_t kSlotChunk = 1024;
@@ -1331,10 +1338,7 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
     h.ip = request.ip;
     if (!(step->flags & engine_internal::kStepSameClass) ||
         !SameClassNeedsCheck(t, h, e.strict.load(std::memory_order_relaxed))) {
-      if (++t.unflushed_hits == 4096) {
-        e.cache_hits.fetch_add(t.unflushed_hits, std::memory_order_relaxed);
-        t.unflushed_hits = 0;
-      }
+      e.CountCacheHit(t);
       t.held.push_back(h);
       t.top_key = h.chain_key;
       return;
@@ -1417,10 +1421,7 @@ void Engine::Acquire(ThreadState& thread, const AcquireRequest& request) {
   h.chain_key = ChainKey(top, cls, request.mode, request.trylock, nested);
   std::uint8_t chain_flags = 0;
   bool cached = e.chains.Find(h.chain_key, &chain_flags);
-  if (cached && ++t.unflushed_hits == 4096) {  // batched: no shared cache line per hit
-    e.cache_hits.fetch_add(t.unflushed_hits, std::memory_order_relaxed);
-    t.unflushed_hits = 0;
-  }
+  if (cached) e.CountCacheHit(t);
 
   bool same_class_work = cached && (chain_flags & ChainCache::kSameClass) &&
                          SameClassNeedsCheck(t, h, e.strict.load(std::memory_order_relaxed));
@@ -1463,10 +1464,7 @@ bool ChainValidatedInCache(Engine::Impl& e, ThreadState::Impl& t, InstanceSlot* 
     return false;
   }
   slot->NoteChain(chain_key);
-  if (++t.unflushed_hits == 4096) {  // batched: no shared cache line per hit
-    e.cache_hits.fetch_add(t.unflushed_hits, std::memory_order_relaxed);
-    t.unflushed_hits = 0;
-  }
+  e.CountCacheHit(t);
   return true;
 }
 // The class's usage masks cover what this acquisition implies (the summary byte did not say).

@@ -414,6 +414,19 @@ bool RwlockStamped(pthread_rwlock_t* l) {
          __atomic_load_n(RwlockStampSlot(l), __ATOMIC_RELAXED) == StampOf(l);
 }
 
+// The engine's cached path for the fast path's acquisition (entered): its common case through
+// the handle inline; the rest (a lock without a handle; a chain not noted in the slot, or usage
+// the summary does not settle: without trying the inline part again) out of line.
+[[gnu::always_inline]] inline bool EngineCachedAcquire(LockId id, AcquireMode mode, bool trylock,
+                                                       std::uint64_t ip, InstanceHandle handle) {
+  if (handle == 0) {
+    return g_runtime->engine.TryAcquireCached(*tls.fast_state, id, mode, trylock, ip);
+  }
+  return engine_internal::TryAcquireFromSlot(*tls.fast_cache, id, mode, trylock, ip, handle) ||
+         g_runtime->engine.TryAcquireCachedAfterSlot(*tls.fast_state, id, mode, trylock, ip,
+                                                     handle);
+}
+
 // Acquisition of a stamped lock: true when the engine recorded it on its cached path.
 // Inlined into each interposer, so the request's mode and trylock bit are constants there.
 // With --record (the thread validated for the recorded fast path): the engine's cached step and
@@ -422,17 +435,10 @@ bool RwlockStamped(pthread_rwlock_t* l) {
 // entered (TryEnterFastEither said kRecorded); leaves it.
 [[gnu::noinline]] bool RecordedAcquireFast(void* lock, AcquireMode mode, bool trylock,
                                            std::uint64_t ip, InstanceHandle handle) {
-  engine_internal::ThreadCache* tc = tls.fast_cache;
   const auto id = reinterpret_cast<LockId>(lock);
   Recorder& recorder = g_runtime->recorder;
   RecordBuffer* b = recorder.FastBufferForAcquire(ip);
-  const bool done =
-      b != nullptr &&
-      (handle != 0
-           ? engine_internal::TryAcquireFromSlot(*tc, id, mode, trylock, ip, handle) ||
-                 g_runtime->engine.TryAcquireCachedAfterSlot(*tls.fast_state, id, mode, trylock,
-                                                             ip, handle)
-           : g_runtime->engine.TryAcquireCached(*tls.fast_state, id, mode, trylock, ip));
+  const bool done = b != nullptr && EngineCachedAcquire(id, mode, trylock, ip, handle);
   if (done) recorder.PutFastAcquire(b, id, mode, trylock, ip);
   LeaveFast();
   return done;
@@ -455,16 +461,8 @@ bool RwlockStamped(pthread_rwlock_t* l) {
   if (entry != FastEntry::kPlain) {
     return entry == FastEntry::kRecorded && RecordedAcquireFast(lock, mode, trylock, ip, handle);
   }
-  const auto id = reinterpret_cast<LockId>(lock);
-  // The engine's common case through the handle inline; the rest of its cached path (a lock
-  // without a handle; a chain not noted in the slot, or usage the summary does not settle:
-  // without trying the inline part again) out of line.
   const bool done =
-      handle != 0
-          ? engine_internal::TryAcquireFromSlot(*tls.fast_cache, id, mode, trylock, ip, handle) ||
-                g_runtime->engine.TryAcquireCachedAfterSlot(*tls.fast_state, id, mode, trylock,
-                                                            ip, handle)
-          : g_runtime->engine.TryAcquireCached(*tls.fast_state, id, mode, trylock, ip);
+      EngineCachedAcquire(reinterpret_cast<LockId>(lock), mode, trylock, ip, handle);
   LeaveFast();
   return done;
 }

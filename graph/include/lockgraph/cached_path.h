@@ -185,7 +185,8 @@ struct alignas(64) InstanceSlot {
   std::atomic<LockId> lock{kNoLock};          // kNoLock while destroyed or free
   std::atomic<std::uint64_t> binding{0};      // class | serial << 32
   // Fingerprints (the high 32 bits) of validated chains without flags that ended with this
-  // instance, each noted once by the cached path after a chain-cache hit (never replaced: after
+  // instance, each noted once, by Engine::Acquire when it has validated the chain or by the
+  // cached path after a chain-cache hit (never replaced: after
   // the first few, a slot is read-only and stays clean in other cores' caches). A lock's usual
   // predecessors so cost no chain-cache probe, whose table is too large to stay cached over
   // thousands of locks; twelve hold all eight predecessors of a lock in the pool. Only

@@ -164,9 +164,9 @@ inline Runtime* RunningRuntime() {
 // waiting for a fork, cancellation state), so the code between the entry and LeaveFast must make
 // no call that can block, allocate, report or be a cancellation point. An entry that admits
 // leaves the guard set (tls.fast_cache and tls.fast_state are then the thread's engine state);
-// one that refuses leaves it untouched, and a full HookScope is needed. The thread's validation (tls.fast_gen) is read before the guard is set: a signal
-// handler running in between can only validate again at the current generation or leave a
-// stale one that fails the compare. Always inlined: it is a dozen instructions of every hook.
+// one that refuses leaves it untouched, and a full HookScope is needed. The thread's validation
+// (tls.fast_gen) is read before the guard is set: a signal handler running in between can only
+// validate again at the current generation or leave a stale one that fails the compare. Always inlined: it is a dozen instructions of every hook.
 // A thread validated while --record is on keeps the generation with this bit set: the plain
 // fast path never matches it, the recorded one (TryEnterFastEither's kRecorded) does.
 inline constexpr std::uint64_t kFastGenRecording = std::uint64_t{1} << 63;

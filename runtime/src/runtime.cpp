@@ -448,8 +448,8 @@ void ValidateFastPath(Runtime* rt, std::uint64_t gen) {
   }
   tls.fast_state = tls.record->state.get();
   tls.fast_cache = &tls.fast_state->cache();
-  // With --record, only the recorded fast path (TryEnterFastEither's kRecorded) may run; the recorder
-  // invalidates the generation when recording stops.
+  // With --record, only the recorded fast path (TryEnterFastEither's kRecorded) may run; the
+  // recorder invalidates the generation when recording stops.
   tls.fast_gen = rt->recorder.enabled() ? gen | kFastGenRecording : gen;
 }
 
